@@ -1,0 +1,189 @@
+"""Auth hooks: put credentials on each attempt, and recover from a 401 once.
+
+The auth hook runs on every attempt (after the request hooks), so a retry after a long
+backoff carries fresh credentials. When a response is 401 the client asks
+:meth:`AuthHookInterface.on_unauthorized` whether the credentials were renewed; if so it
+resends the request exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+from abc import ABC, abstractmethod
+from dataclasses import replace
+from types import MappingProxyType
+
+from requestforge._exceptions import ConfigurationError
+from requestforge._hooks import _header_value_problem, _valid_header_name
+from requestforge._models import HttpRequest, HttpResponse, RequestContext
+from requestforge._redact import REDACTED
+
+__all__ = [
+    "ApiKeyAuthHook",
+    "AuthHookInterface",
+    "BasicAuthHook",
+    "BearerTokenAuthHook",
+    "CompositeAuthHook",
+]
+
+
+class AuthHookInterface(ABC):
+    """Adds credentials to a request."""
+
+    @abstractmethod
+    def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
+        """Return a copy of ``request`` carrying the credentials."""
+
+    def on_unauthorized(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> bool:
+        """Called on a 401: return True if the credentials were renewed and a resend may succeed.
+
+        Static credentials cannot be renewed, so the default is False. The client resends at
+        most once per request, whatever this returns the second time.
+        """
+        return False
+
+
+def _valid_secret(value: object, what: str) -> str:
+    """Return ``value`` if it can go into a header; the message never quotes it."""
+    problem = _header_value_problem(value)
+    if problem is not None or not isinstance(value, str):
+        raise ConfigurationError(f"{what} {problem}")
+    return value
+
+
+class BearerTokenAuthHook(AuthHookInterface):
+    """Sends a fixed ``Authorization: Bearer <token>`` (RFC 6750) on every attempt.
+
+    Pass the bare token, without the ``Bearer`` prefix. An ``Authorization`` header already on
+    the request is replaced.
+    """
+
+    def __init__(self, token: str) -> None:
+        token = _valid_secret(token, "token")
+        if token[:7].lower() == "bearer ":
+            raise ConfigurationError("token must be the bare token, without the 'Bearer ' prefix")
+        self._headers = MappingProxyType({"Authorization": f"Bearer {token}"})
+
+    def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
+        """Return a copy of ``request`` with the bearer ``Authorization`` header."""
+        return request.with_headers(self._headers)
+
+    def __repr__(self) -> str:
+        return f"BearerTokenAuthHook(token={REDACTED!r})"
+
+
+class ApiKeyAuthHook(AuthHookInterface):
+    """Sends an API key in a header (``X-API-Key`` by default) or in a query parameter.
+
+    With ``query_param`` the key goes into ``request.params`` under that name instead of a
+    header (replacing a parameter of the same name). Query strings end up in server and proxy
+    logs; prefer a header when the API allows it. requestforge redacts query parameters by
+    name (see ``requestforge._redact``), so choose a ``query_param`` it recognises as secret
+    (``api_key``, ``key``, ``access_token``...) or it will appear in logged URLs.
+    """
+
+    def __init__(
+        self, api_key: str, *, header_name: str = "X-API-Key", query_param: str | None = None
+    ) -> None:
+        api_key = _valid_secret(api_key, "api_key")
+        self._header_name = _valid_header_name(header_name, "header_name")
+        if query_param is not None and (not isinstance(query_param, str) or not query_param):
+            raise ConfigurationError(
+                f"query_param must be a non-empty string or None, got {query_param!r}"
+            )
+        self._query_param = query_param
+        self._api_key = api_key
+        self._headers = MappingProxyType({header_name: api_key})
+
+    @property
+    def header_name(self) -> str:
+        """The header the key is sent in (unused when ``query_param`` is set)."""
+        return self._header_name
+
+    @property
+    def query_param(self) -> str | None:
+        """The query parameter the key is sent in, or None to send it in the header."""
+        return self._query_param
+
+    def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
+        """Return a copy of ``request`` carrying the key in the header or the query."""
+        if self._query_param is None:
+            return request.with_headers(self._headers)
+        return replace(request, params={**request.params, self._query_param: self._api_key})
+
+    def __repr__(self) -> str:
+        where = (
+            f"query_param={self._query_param!r}"
+            if self._query_param is not None
+            else f"header_name={self._header_name!r}"
+        )
+        return f"ApiKeyAuthHook(api_key={REDACTED!r}, {where})"
+
+
+class BasicAuthHook(AuthHookInterface):
+    """Sends HTTP Basic credentials (RFC 7617, UTF-8), encoded once at construction."""
+
+    def __init__(self, username: str, password: str) -> None:
+        username = _valid_secret(username, "username")
+        if ":" in username:
+            raise ConfigurationError("username must not contain ':' (RFC 7617)")
+        if not isinstance(password, str):
+            raise ConfigurationError(f"password must be a string, got {type(password).__name__}")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in username + password):
+            raise ConfigurationError("username and password must not contain control characters")
+        credentials = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        self._username = username
+        self._headers = MappingProxyType({"Authorization": f"Basic {credentials}"})
+
+    @property
+    def username(self) -> str:
+        """The user name (not a secret; the password is not exposed)."""
+        return self._username
+
+    def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
+        """Return a copy of ``request`` with the Basic ``Authorization`` header."""
+        return request.with_headers(self._headers)
+
+    def __repr__(self) -> str:
+        return f"BasicAuthHook(username={self._username!r}, password={REDACTED!r})"
+
+
+class CompositeAuthHook(AuthHookInterface):
+    """Applies several auth hooks in order, for APIs that want more than one credential.
+
+    On a 401 every hook is asked to renew (none is skipped), and a resend is allowed if any
+    of them did.
+    """
+
+    def __init__(self, *hooks: AuthHookInterface) -> None:
+        if not hooks:
+            raise ConfigurationError("CompositeAuthHook needs at least one auth hook")
+        for hook in hooks:
+            if not isinstance(hook, AuthHookInterface):
+                raise ConfigurationError(
+                    f"each hook must be an AuthHookInterface, got {type(hook).__name__}"
+                )
+        self._hooks = hooks
+
+    @property
+    def hooks(self) -> tuple[AuthHookInterface, ...]:
+        """The combined hooks, in the order they are applied."""
+        return self._hooks
+
+    def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
+        """Return ``request`` after passing it through every hook in order."""
+        for hook in self._hooks:
+            request = hook.before_request(request, context)
+        return request
+
+    def on_unauthorized(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> bool:
+        """Ask every hook to renew its credentials; True if at least one did."""
+        renewed = [hook.on_unauthorized(request, response, context) for hook in self._hooks]
+        return any(renewed)
+
+    def __repr__(self) -> str:
+        return f"CompositeAuthHook({', '.join(repr(h) for h in self._hooks)})"

@@ -1,0 +1,27 @@
+"""Test helpers for requestforge, and the pytest plugin that pytest loads from here.
+
+The classes work without pytest. The fixtures are re-exported only when pytest is
+importable, because pytest registers fixtures from this module (the ``pytest11`` entry
+point) and ``import requestforge_testing`` must still work where pytest is absent.
+
+PYTEST_DONT_REWRITE: there are no asserts here to rewrite, and the marker keeps pytest from
+warning "already imported" when pytester loads this plugin again inside a test run.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+from requestforge_testing._clock import FakeClock
+from requestforge_testing._servers import UNSET, ApiServer, RecordedRequest, Reply
+
+__all__ = ["UNSET", "ApiServer", "FakeClock", "RecordedRequest", "Reply"]
+
+if find_spec("pytest") is not None:
+    # pytest collects fixtures from the plugin module's namespace: these names are the plugin.
+    from requestforge_testing.plugin import (  # noqa: F401
+        forge_api_server,
+        forge_api_server_session,
+        forge_clock,
+        forge_responses,
+    )
