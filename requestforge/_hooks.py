@@ -318,11 +318,13 @@ class RateLimitInfo:
         timestamp. ``now`` defaults to the library clock. Malformed values are ignored; this
         never raises.
         """
-        moment = _aware(now if now is not None else get_default_clock().now())
         try:
             lowered = {str(k).lower(): v for k, v in headers.items()}
         except (AttributeError, TypeError):
             return None
+        if "retry-after" not in lowered and not any("rate" in k for k in lowered):
+            return None  # the common case: nothing to parse
+        moment = _aware(now if now is not None else get_default_clock().now())
 
         def first(suffix: str, parse: Callable[[object], _T | None]) -> _T | None:
             for prefix in _RATE_LIMIT_PREFIXES:

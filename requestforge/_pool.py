@@ -254,6 +254,11 @@ class Pool:
             raise ConfigurationError(
                 f"num_processes must be a positive integer, got {num_processes!r}"
             )
+        if not callable(getattr(job_queue, "get_nowait", None)):
+            raise ConfigurationError(
+                f"job_queue must be a queue.Queue, got {type(job_queue).__name__}; "
+                "use Pool.from_requests() for a list of request dicts"
+            )
         if client is not None and not isinstance(client, HttpClient):
             raise ConfigurationError(f"client must be an HttpClient, got {client!r}")
         _check_callable("initializer", initializer)
@@ -450,9 +455,18 @@ class Pool:
         return len(self._workers)
 
     def join_all(self) -> None:
-        """Wait until every job has its result. Safe to call again, and from several threads."""
-        for worker in self._workers:
-            worker.join()
+        """Wait until every job has its result. Safe to call again, and from several threads.
+
+        If the wait is interrupted (Ctrl-C), the workers take no new job: they finish the
+        ones in flight and end, and the jobs never started get a "not run" ThreadException.
+        """
+        try:
+            for worker in self._workers:
+                worker.join()
+        except BaseException:
+            with self._lock:
+                self._next_job = len(self._jobs)
+            raise
 
     def results(self) -> list[JobResult]:
         """Wait for every job, then one result per job, in input order."""
@@ -461,8 +475,10 @@ class Pool:
 
     def _result(self, index: int) -> JobResult:
         result = self._results[index]
-        if result is None:  # only when every worker was stopped by a BaseException
-            error = RequestForgeError("the job was not run: the pool's worker threads stopped")
+        if result is None:  # join_all was interrupted, or a BaseException stopped the workers
+            error = RequestForgeError(
+                "the job was not run: the pool was interrupted or its worker threads stopped"
+            )
             return ThreadException(self._jobs[index], error, index)
         return result
 

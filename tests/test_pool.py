@@ -270,6 +270,36 @@ def test_base_exception_stops_a_worker_but_every_job_still_has_a_result(
     assert [type(args.exc_value) for args in stopped] == [SystemExit]
 
 
+def test_an_interrupted_wait_stops_the_workers_taking_new_jobs(
+    forge_responses: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in join_all lets the job in flight finish; the jobs not started are "not run"."""
+    entered, release = threading.Event(), threading.Event()
+
+    def gated(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        entered.set()
+        assert release.wait(WAIT)
+        return 200, {}, '{"i": 0}'
+
+    forge_responses.add_callback("GET", f"{BASE}/items/0", callback=gated)
+    pool = Pool.from_urls([f"{BASE}/items/0"] * 4, num_processes=1)
+    assert entered.wait(WAIT), "the first job never started"
+    real_join = threading.Thread.join
+
+    def interrupted(thread: threading.Thread, timeout: float | None = None) -> None:
+        monkeypatch.setattr(threading.Thread, "join", real_join)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "join", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pool.join_all()
+    release.set()
+    results = pool.results()
+    assert isinstance(results[0], ThreadResponse)
+    assert all(isinstance(r, ThreadException) and "not run" in r.message for r in results[1:])
+    assert len(forge_responses.calls) == 1
+
+
 # -- constructors -----------------------------------------------------------------------------
 
 
@@ -427,6 +457,12 @@ def test_callbacks_must_be_callable(name: str) -> None:
     options: dict[str, Any] = {name: "not callable"}
     with pytest.raises(ConfigurationError, match=name):
         Pool.from_urls([f"{BASE}/a"], **options)
+
+
+def test_job_queue_must_be_a_queue() -> None:
+    """A plain list as job_queue is refused with a pointer to from_requests."""
+    with pytest.raises(ConfigurationError, match="from_requests"):
+        Pool([{"url": f"{BASE}/a"}])  # type: ignore[arg-type]
 
 
 def test_client_must_be_an_http_client() -> None:

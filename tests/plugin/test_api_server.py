@@ -207,7 +207,10 @@ def test_wait_for_requests_returns_once_they_arrive(forge_api_server: ApiServer)
     worker.start()
     assert forge_api_server.requests == []
     go.set()
-    arrived = forge_api_server.wait_for_requests(1, path="/ping")
+    started = time.monotonic()
+    arrived = forge_api_server.wait_for_requests(1, timeout=20, path="/ping")
+    # Woken by the arrival itself, not by running out the timeout and checking again.
+    assert time.monotonic() - started < 10
     worker.join(timeout=5)
     assert [r.path for r in arrived] == ["/ping"]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -11,12 +13,26 @@ import requestforge_testing
 from requestforge._clock import get_default_clock
 
 # Run the inner pytest like CI runs ours: plugin loaded explicitly, warnings and markers strict.
-INNER_ARGS = ("-p", "requestforge_testing", "-p", "no:cacheprovider", "--strict-markers")
-INNER_ARGS += ("-W", "error")
+INNER_ARGS: tuple[str, ...] = ("-p", "requestforge_testing", "-p", "no:cacheprovider")
+INNER_ARGS += ("--strict-markers", "-W", "error")
 PROJECT_ROOT = Path(requestforge_testing.__file__).resolve().parent.parent
 
+RunInner = Callable[..., pytest.RunResult]
 
-def test_fixtures_work_in_a_user_test_file(pytester: pytest.Pytester) -> None:
+
+@pytest.fixture
+def run_inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> RunInner:
+    """Run pytest in-process with only this plugin: autoloaded plugins could mask what it does
+    alone, and hypothesis's would be re-imported by every run, costing seconds each."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+    def run(*args: str) -> pytest.RunResult:
+        return pytester.runpytest(*INNER_ARGS, *args)
+
+    return run
+
+
+def test_fixtures_work_in_a_user_test_file(pytester: pytest.Pytester, run_inner: RunInner) -> None:
     """A user's tests can use forge_api_server and forge_clock together and pass."""
     pytester.makepyfile(
         """
@@ -35,11 +51,11 @@ def test_fixtures_work_in_a_user_test_file(pytester: pytest.Pytester) -> None:
             assert forge_clock.sleeps == [30]
         """
     )
-    result = pytester.runpytest(*INNER_ARGS)
+    result = run_inner()
     result.assert_outcomes(passed=2)
 
 
-def test_every_test_gets_a_reset_server(pytester: pytest.Pytester) -> None:
+def test_every_test_gets_a_reset_server(pytester: pytest.Pytester, run_inner: RunInner) -> None:
     """Scripts and records from one test are gone in the next, though the server is shared."""
     pytester.makepyfile(
         """
@@ -60,11 +76,13 @@ def test_every_test_gets_a_reset_server(pytester: pytest.Pytester) -> None:
             assert requests.get(forge_api_server.url_for("/x"), timeout=5).status_code == 404
         """
     )
-    result = pytester.runpytest(*INNER_ARGS)
+    result = run_inner()
     result.assert_outcomes(passed=2)
 
 
-def test_forge_clock_is_restored_after_the_test(pytester: pytest.Pytester) -> None:
+def test_forge_clock_is_restored_after_the_test(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
     """The default clock after a forge_clock test is the one from before it, inside and out."""
     before = get_default_clock()
     pytester.makepyfile(
@@ -85,12 +103,14 @@ def test_forge_clock_is_restored_after_the_test(pytester: pytest.Pytester) -> No
             assert not isinstance(get_default_clock(), FakeClock)
         """
     )
-    result = pytester.runpytest(*INNER_ARGS)
+    result = run_inner()
     result.assert_outcomes(passed=2, failed=1)
     assert get_default_clock() is before
 
 
-def test_loading_the_plugin_registers_no_autouse_fixture(pytester: pytest.Pytester) -> None:
+def test_loading_the_plugin_registers_no_autouse_fixture(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
     """A test that asks for nothing gets no forge_* fixture and sees the real default clock."""
     pytester.makepyfile(
         """
@@ -101,14 +121,14 @@ def test_loading_the_plugin_registers_no_autouse_fixture(pytester: pytest.Pytest
             assert isinstance(get_default_clock(), SystemClock)
         """
     )
-    result = pytester.runpytest(*INNER_ARGS)
+    result = run_inner()
     result.assert_outcomes(passed=1)
 
 
-def test_fixtures_are_listed_by_pytest(pytester: pytest.Pytester) -> None:
+def test_fixtures_are_listed_by_pytest(pytester: pytest.Pytester, run_inner: RunInner) -> None:
     """pytest --fixtures lists all four forge fixtures, so the plugin module registered them."""
     pytester.makepyfile("def test_nothing(): pass")
-    result = pytester.runpytest(*INNER_ARGS, "--fixtures")
+    result = run_inner("--fixtures")
     assert result.ret == 0
     for name in (
         "forge_api_server",
@@ -120,7 +140,7 @@ def test_fixtures_are_listed_by_pytest(pytester: pytest.Pytester) -> None:
 
 
 def test_forge_responses_mocks_requests_and_insists_calls_happen(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, run_inner: RunInner
 ) -> None:
     """forge_responses answers registered calls and fails a test that leaves one unfired."""
     pytester.makepyfile(
@@ -135,7 +155,7 @@ def test_forge_responses_mocks_requests_and_insists_calls_happen(
             forge_responses.get("https://api.invalid/never")
         """
     )
-    result = pytester.runpytest(*INNER_ARGS)
+    result = run_inner()
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*Not all requests have been executed*"])
 
@@ -169,3 +189,18 @@ def test_the_package_imports_without_pytest(
     )
     result = pytester.run(sys.executable, "-c", code)
     assert result.ret == 0, result.stderr.str()
+
+
+def test_installed_entry_point_loads_the_plugin(pytester: pytest.Pytester) -> None:
+    """Without -p, the pytest11 entry point alone makes the fixtures available."""
+    names = [ep.name for ep in entry_points(group="pytest11")]
+    assert "requestforge_testing" in names, "install the project first: pip install -e ."
+    pytester.makepyfile(
+        """
+        def test_autoloaded(forge_clock, forge_api_server):
+            assert forge_api_server.url.startswith("http://127.0.0.1:")
+        """
+    )
+    # Blocking hypothesis's plugin only saves the seconds its re-import costs every inner run.
+    result = pytester.runpytest("-p", "no:hypothesispytest", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
