@@ -13,7 +13,8 @@ What it fixes:
 * **One result per job, always.** A worker turns every ``Exception`` a job raises (a transport
   error, a bad job dict, a hook that blows up) into that job's :class:`ThreadException` and
   carries on; toolbelt's workers die on anything that is not a ``requests`` exception and leave
-  the rest of the queue unanswered.
+  the rest of the queue unanswered. (toolbelt 1.0.0 also starts each worker before the worker
+  has its result queues, so a fast first response can crash it with ``AttributeError``.)
 * **Bounded and tidy.** At most ``num_processes`` threads and never more than there are jobs;
   non-daemon threads named ``requestforge-pool-N``; each worker thread has exactly one session,
   initialized once, closed when the pool is done.
