@@ -89,7 +89,8 @@ def main() -> None:
         server.join(timeout=10)
 
     def per_request(times: list[tuple[float, float]], which: int) -> float:
-        return float(statistics.median(t[which] for t in times)) / args.requests * 1e6
+        block: int = args.requests
+        return statistics.median(t[which] for t in times) / block * 1e6
 
     total = args.requests * args.rounds
     print(f"{total} requests each over loopback, {args.rounds} alternating rounds (median)")
