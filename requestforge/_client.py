@@ -20,6 +20,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -36,7 +37,13 @@ from requestforge._exceptions import (
     RequestForgeError,
     TransportError,
 )
-from requestforge._models import HttpMethod, HttpRequest, HttpResponse, RequestContext
+from requestforge._models import (
+    HttpMethod,
+    HttpRequest,
+    HttpResponse,
+    RequestContext,
+    merge_headers,
+)
 from requestforge._redact import redact_url
 from requestforge._transport import send_once
 
@@ -158,11 +165,9 @@ class HttpClient:
             verb = method if isinstance(method, HttpMethod) else HttpMethod(method.upper())
         except (ValueError, AttributeError):
             raise InvalidRequestError(f"unknown HTTP method {method!r}") from None
-        default_headers = self._config.default_headers
-        if headers:
-            default_headers = {**default_headers, **headers} if default_headers else headers
+        merged = merge_headers(self._config.default_headers, headers) if headers else None
         request = HttpRequest(
-            verb, self._resolve(url), default_headers, params or {}, json, data, timeout
+            verb, url, merged or self._config.default_headers, params or {}, json, data, timeout
         )
         return self.send(request)
 
@@ -222,16 +227,9 @@ class HttpClient:
         if self._closed:
             raise ClientClosedError("this HttpClient has been closed")
         config = self._config
-        if not request.url[:8].lower().startswith(("http://", "https://")):
-            request = HttpRequest(
-                request.method,
-                self._resolve(request.url),
-                request.headers,
-                request.params,
-                request.json_data,
-                request.data,
-                request.timeout,
-            )
+        url = self._resolve(request.url)
+        if url is not request.url:
+            request = replace(request, url=url)
         retry = config.retry_strategy
         auth = config.auth_hook
         context = RequestContext(request=request, max_retries=retry.max_retries)

@@ -74,7 +74,7 @@ _IDEMPOTENT = frozenset(
 )
 
 
-def _merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+def merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
     """Merge header mappings; a name in ``extra`` replaces any spelling of it in ``base``."""
     if not extra:
         return dict(base)
@@ -112,7 +112,7 @@ class HttpRequest:
 
     def with_headers(self, headers: Mapping[str, str]) -> HttpRequest:
         """Return a copy with ``headers`` added (replacing same-named headers, any case)."""
-        return replace(self, headers=MappingProxyType(_merge_headers(self.headers, headers)))
+        return replace(self, headers=MappingProxyType(merge_headers(self.headers, headers)))
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """Look a header up by name, ignoring case."""
