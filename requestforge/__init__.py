@@ -9,6 +9,7 @@ from requestforge._auth import (
     BasicAuthHook,
     BearerTokenAuthHook,
     CompositeAuthHook,
+    TokenAuthHook,
 )
 from requestforge._client import HttpClient
 from requestforge._clock import Clock, SystemClock, get_default_clock, set_default_clock
@@ -23,12 +24,17 @@ from requestforge._exceptions import (
     InvalidRequestError,
     InvalidURLError,
     MaxRetryException,
+    PipelineStepError,
     ReadError,
     ReadTimeoutError,
     RequestError,
     RequestForgeError,
     RequestTimeoutError,
     ResponseDecodeError,
+    TokenEndpointError,
+    TokenError,
+    TokenResponseError,
+    TokenStorageError,
     TooManyRedirectsError,
     TransportError,
 )
@@ -46,6 +52,7 @@ from requestforge._hooks import (
 )
 from requestforge._models import HttpMethod, HttpRequest, HttpResponse, RequestContext
 from requestforge._pool import JobResult, Pool, ThreadException, ThreadResponse, map
+from requestforge._providers import TokenProviderInterface
 from requestforge._retry import (
     DEFAULT_ALLOWED_METHODS,
     RETRY_AFTER_STATUSES,
@@ -59,6 +66,14 @@ from requestforge._retry import (
     SimpleRetryStrategy,
     parse_retry_after,
 )
+from requestforge._storage import (
+    InMemoryTokenStorage,
+    PerKeyLockMixin,
+    SerializingMixin,
+    TokenStorageInterface,
+)
+from requestforge._token_manager import TokenManager
+from requestforge._tokens import TokenData
 
 __version__ = "0.1.0"
 
@@ -91,6 +106,7 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "HttpStatusError",
+    "InMemoryTokenStorage",
     "InvalidRequestError",
     "InvalidURLError",
     "JobResult",
@@ -99,6 +115,8 @@ __all__ = [
     "LoggingResponseHook",
     "MaxRetryException",
     "NoRetryStrategy",
+    "PerKeyLockMixin",
+    "PipelineStepError",
     "Pool",
     "RateLimitInfo",
     "RateLimitResponseHook",
@@ -112,10 +130,20 @@ __all__ = [
     "ResponseDecodeError",
     "ResponseHookInterface",
     "RetryStrategyInterface",
+    "SerializingMixin",
     "SimpleRetryStrategy",
     "SystemClock",
     "ThreadException",
     "ThreadResponse",
+    "TokenAuthHook",
+    "TokenData",
+    "TokenEndpointError",
+    "TokenError",
+    "TokenManager",
+    "TokenProviderInterface",
+    "TokenResponseError",
+    "TokenStorageError",
+    "TokenStorageInterface",
     "TooManyRedirectsError",
     "TransportError",
     "__version__",

@@ -12,11 +12,15 @@ import base64
 from abc import ABC, abstractmethod
 from dataclasses import replace
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from requestforge._exceptions import ConfigurationError
 from requestforge._hooks import _header_value_problem, _valid_header_name
 from requestforge._models import HttpRequest, HttpResponse, RequestContext
 from requestforge._redact import REDACTED
+
+if TYPE_CHECKING:
+    from requestforge._token_manager import TokenManager
 
 __all__ = [
     "ApiKeyAuthHook",
@@ -24,6 +28,7 @@ __all__ = [
     "BasicAuthHook",
     "BearerTokenAuthHook",
     "CompositeAuthHook",
+    "TokenAuthHook",
 ]
 
 
@@ -187,3 +192,43 @@ class CompositeAuthHook(AuthHookInterface):
 
     def __repr__(self) -> str:
         return f"CompositeAuthHook({', '.join(repr(h) for h in self._hooks)})"
+
+
+class TokenAuthHook(AuthHookInterface):
+    """Sends the :class:`~requestforge.TokenManager`'s current token on every attempt.
+
+    On a 401 it asks the manager to replace the token that was sent (compare-and-refresh:
+    fifty threads rejected with the same token cause one refresh) and lets the client resend
+    once. A request that gets a 401 with the fresh token too is not retried again.
+    """
+
+    def __init__(self, token_manager: TokenManager) -> None:
+        from requestforge._token_manager import TokenManager  # noqa: PLC0415 - import cycle
+
+        if not isinstance(token_manager, TokenManager):
+            raise ConfigurationError(
+                f"token_manager must be a TokenManager, got {type(token_manager).__name__}"
+            )
+        self._manager = token_manager
+
+    @property
+    def token_manager(self) -> TokenManager:
+        """The manager tokens come from."""
+        return self._manager
+
+    def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
+        """Return a copy of ``request`` with ``Authorization`` set from the current token."""
+        token = self._manager.get_token()
+        return request.with_headers({"Authorization": token.authorization_header})
+
+    def on_unauthorized(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> bool:
+        """Replace the rejected token (unless another thread already did) and allow a resend."""
+        sent = request.header("Authorization") or ""
+        _, _, rejected = sent.partition(" ")
+        self._manager.refresh(rejected or None)
+        return True
+
+    def __repr__(self) -> str:
+        return f"TokenAuthHook({self._manager!r})"

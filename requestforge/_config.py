@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from requestforge._auth import (
@@ -22,9 +22,13 @@ from requestforge._auth import (
     BasicAuthHook,
     BearerTokenAuthHook,
     CompositeAuthHook,
+    TokenAuthHook,
 )
 from requestforge._exceptions import ConfigurationError
 from requestforge._hooks import ErrorHookInterface, RequestHookInterface, ResponseHookInterface
+
+if TYPE_CHECKING:
+    from requestforge._token_manager import TokenManager
 from requestforge._retry import (
     ExponentialBackoffRetryStrategy,
     NoRetryStrategy,
@@ -226,6 +230,10 @@ class HttpClientConfigBuilder:
     def with_basic_auth(self, username: str, password: str) -> HttpClientConfigBuilder:
         """Send HTTP Basic credentials with every request."""
         return replace(self, _auth=(*self._auth, lambda: BasicAuthHook(username, password)))
+
+    def with_token_auth(self, token_manager: TokenManager) -> HttpClientConfigBuilder:
+        """Send the token manager's token, refreshing it once on a 401 (``TokenAuthHook``)."""
+        return replace(self, _auth=(*self._auth, lambda: TokenAuthHook(token_manager)))
 
     def build(self) -> HttpClientConfig:
         """Construct and validate the config; raises ``ConfigurationError`` on bad input."""

@@ -8,6 +8,11 @@
     │   └── InvalidURLError                   no scheme/host, or relative without a base URL
     ├── ClientClosedError (RuntimeError)      the client was used after close()
     ├── ResponseDecodeError (ValueError)      a body that is not the JSON it claims to be
+    ├── TokenError                            getting an access token failed
+    │   ├── TokenResponseError (ValueError)   the token endpoint's answer is not a token response
+    │   ├── TokenEndpointError                the token endpoint refused or failed (OAuth ``error``)
+    │   ├── TokenStorageError                 the token storage (or its lock) is unusable
+    │   └── PipelineStepError                 one step of a TokenFetchPipeline failed
     └── RequestError                          something went wrong with one request
         ├── TransportError                    the HTTP exchange itself failed
         │   ├── ConnectError (ConnectionError)   nothing reached the server: safe to retry
@@ -42,12 +47,17 @@ __all__ = [
     "InvalidRequestError",
     "InvalidURLError",
     "MaxRetryException",
+    "PipelineStepError",
     "ReadError",
     "ReadTimeoutError",
     "RequestError",
     "RequestForgeError",
     "RequestTimeoutError",
     "ResponseDecodeError",
+    "TokenEndpointError",
+    "TokenError",
+    "TokenResponseError",
+    "TokenStorageError",
     "TooManyRedirectsError",
     "TransportError",
 ]
@@ -90,6 +100,67 @@ class ClientClosedError(RequestForgeError, RuntimeError):
 
 class ResponseDecodeError(RequestForgeError, ValueError):
     """The response body could not be decoded as JSON."""
+
+
+class TokenError(RequestForgeError):
+    """An access token could not be obtained, stored or parsed."""
+
+
+class TokenResponseError(TokenError, ValueError):
+    """The token endpoint answered, but not with a valid RFC 6749 token response.
+
+    The message names the problem (missing ``access_token``, bad ``expires_in``...) and
+    never quotes a token.
+    """
+
+
+class TokenEndpointError(TokenError):
+    """The token endpoint refused the request or could not be reached.
+
+    ``error`` and ``error_description`` are the OAuth 2.0 error fields (RFC 6749 section
+    5.2) when the endpoint sent them; ``status_code`` is the HTTP status, if any.
+    ``transient`` says whether trying again later may succeed (5xx, timeouts, connection
+    errors) as opposed to a permanent refusal such as ``invalid_client``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str | None = None,
+        error_description: str | None = None,
+        status_code: int | None = None,
+        transient: bool = False,
+        request: HttpRequest | None = None,
+        response: HttpResponse | None = None,
+    ) -> None:
+        super().__init__(message, request=request, response=response)
+        self.error = error
+        self.error_description = error_description
+        self.status_code = status_code
+        self.transient = transient
+
+
+class TokenStorageError(TokenError):
+    """The token storage failed: unreachable, or its refresh lock could not be taken in time."""
+
+
+class PipelineStepError(TokenError):
+    """A step of a :class:`~requestforge.TokenFetchPipeline` failed; ``step`` names it.
+
+    The step's own exception is ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str,
+        request: HttpRequest | None = None,
+        response: HttpResponse | None = None,
+    ) -> None:
+        super().__init__(message, request=request, response=response)
+        self.step = step
 
 
 class RequestError(RequestForgeError):

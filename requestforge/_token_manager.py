@@ -1,0 +1,359 @@
+"""``TokenManager``: a cached token, refreshed by one caller at a time.
+
+::
+
+    get_token()
+        stored token fresh                       -> return it (no lock taken)
+        inside the refresh window, still valid   -> one caller refreshes; the rest return it
+        missing or stale                         -> one caller fetches; the rest wait for it
+    the fetching caller (the "leader")
+        takes the storage's refresh lock         (cross-process for a shared storage)
+        re-reads the storage                     (another process may have refreshed)
+        provider.refresh_token(current) if it has a refresh token, else fetch_token()
+        stores the new token, wakes the waiters  (or hands them its error)
+
+Single flight holds per cache key: callers of one manager join the leader's flight, and
+managers sharing a storage and key serialize on the storage's refresh lock and re-check it.
+A failed fetch stores nothing. The old token is served while it is still valid, and the next
+attempt is spaced by a growing backoff, so a broken token endpoint sees no refresh storm.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import replace
+from typing import Final
+
+from requestforge._clock import Clock, get_default_clock
+from requestforge._exceptions import ConfigurationError, TokenEndpointError, TokenError
+from requestforge._providers import TokenProviderInterface
+from requestforge._storage import InMemoryTokenStorage, TokenStorageInterface
+from requestforge._tokens import TokenData
+
+__all__ = ["TokenManager"]
+
+logger = logging.getLogger("requestforge.tokens")
+
+_INF = math.inf
+
+
+class _Flight:
+    """One fetch in progress: the leader settles it, the waiters block on it."""
+
+    __slots__ = ("_done", "error", "token")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.token: TokenData | None = None
+        self.error: BaseException | None = None
+
+    def settle(self, token: TokenData | None, error: BaseException | None) -> None:
+        self.token, self.error = token, error
+        self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+
+class TokenManager:
+    """Caches a provider's token in a storage and refreshes it once, however many threads ask.
+
+    Share one manager between all threads (and, through a shared storage, between
+    processes). ``cache_key`` defaults to one derived from ``provider.service_name``.
+    All time is read from ``clock``, or the process-wide default clock at call time.
+    """
+
+    #: A token counts as expired this long before ``expires_at``: a request sent now must
+    #: still carry a valid token when the server checks it, after network and clock skew.
+    DEFAULT_LEEWAY: Final = 30.0
+    #: ...but never more than this fraction of its lifetime, so that a 20-second token is
+    #: not "expired on arrival".
+    MAX_LEEWAY_FRACTION: Final = 0.1
+    #: Inside this many seconds before expiry, one caller refreshes ahead of time while the
+    #: others keep using the valid token, so nobody waits at the expiry itself.
+    DEFAULT_REFRESH_WINDOW: Final = 300.0
+    #: ...capped at this fraction of the lifetime (a 10-minute token refreshes in its last 5).
+    MAX_REFRESH_WINDOW_FRACTION: Final = 0.5
+    #: After a failed fetch the next one waits this long, doubling per consecutive failure,
+    #: so a broken token endpoint sees a trickle of attempts instead of one per request.
+    FAILURE_BACKOFF: Final = 1.0
+    #: The backoff stops doubling here.
+    MAX_FAILURE_BACKOFF: Final = 60.0
+    #: How long a caller waits for another caller's fetch or for the storage's refresh lock.
+    DEFAULT_WAIT_TIMEOUT: Final = 60.0
+
+    def __init__(
+        self,
+        provider: TokenProviderInterface,
+        storage: TokenStorageInterface | None = None,
+        *,
+        cache_key: str | None = None,
+        leeway: float = DEFAULT_LEEWAY,
+        refresh_window: float = DEFAULT_REFRESH_WINDOW,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(provider, TokenProviderInterface):
+            raise ConfigurationError(
+                f"provider must be a TokenProviderInterface, got {type(provider).__name__}"
+            )
+        if storage is not None and not isinstance(storage, TokenStorageInterface):
+            raise ConfigurationError(
+                f"storage must be a TokenStorageInterface, got {type(storage).__name__}"
+            )
+        if cache_key is None:
+            cache_key = f"requestforge:token:{provider.service_name}"
+        if not isinstance(cache_key, str) or not cache_key:
+            raise ConfigurationError(f"cache_key must be a non-empty string, got {cache_key!r}")
+        self._provider = provider
+        self._storage = storage if storage is not None else InMemoryTokenStorage()
+        self._key = cache_key
+        self._leeway = _seconds("leeway", leeway)
+        self._window = _seconds("refresh_window", refresh_window)
+        self._wait_timeout = _seconds("wait_timeout", wait_timeout, positive=True)
+        self._clock = clock
+        self._state_lock = threading.Lock()
+        self._flight: _Flight | None = None
+        self._failures = 0
+        self._retry_at = -_INF
+        self._last_error: BaseException | None = None
+        # (token, clock, refresh_at, stale_at): the last token's thresholds on the monotonic
+        # clock, so the hot path costs one storage read and one clock read.
+        self._hot: tuple[TokenData | None, Clock | None, float, float] = (None, None, 0.0, 0.0)
+
+    @property
+    def provider(self) -> TokenProviderInterface:
+        """The provider tokens come from."""
+        return self._provider
+
+    @property
+    def storage(self) -> TokenStorageInterface:
+        """The storage tokens are cached in."""
+        return self._storage
+
+    @property
+    def cache_key(self) -> str:
+        """The key this manager's token is stored under: its identity for single flight."""
+        return self._key
+
+    def get_token(self) -> TokenData:
+        """Return a valid token, fetching or refreshing it first if it is missing or stale."""
+        token = self._storage.get(self._key)
+        hot = self._hot
+        if token is not None and token is hot[0]:
+            clock = self._clock or get_default_clock()
+            if clock is hot[1] and clock.monotonic() < hot[2]:
+                return token
+        return self._get_slow(token)
+
+    def refresh(self, rejected: TokenData | str | None = None) -> TokenData:
+        """Fetch a new token now, or, given the token a server ``rejected``, only if it is
+        still the stored one (compare-and-refresh).
+
+        A burst of 401s for the same token therefore causes one refresh: the first caller
+        refreshes, the others join it or find a different token already stored.
+        """
+        if isinstance(rejected, TokenData):
+            rejected = rejected.access_token
+        if rejected is not None and not isinstance(rejected, str):
+            raise TypeError(f"rejected must be a TokenData, a string or None, got {rejected!r}")
+        current = self._storage.get(self._key)
+        if (
+            rejected is not None
+            and current is not None
+            and current.access_token != rejected
+            and not self._needs_fetch(current, self._clock or get_default_clock())
+        ):
+            return current
+        return self._obtain(current, proactive=False, rejected=rejected, force=rejected is None)
+
+    def invalidate(self) -> None:
+        """Forget the stored token (and any failure backoff); the next caller fetches."""
+        self._storage.delete(self._key)
+        with self._state_lock:
+            self._hot = (None, None, 0.0, 0.0)
+            self._failures, self._retry_at, self._last_error = 0, -_INF, None
+
+    def __repr__(self) -> str:
+        return (
+            f"TokenManager(provider={self._provider!r}, storage={self._storage!r}, "
+            f"cache_key={self._key!r})"
+        )
+
+    # -- the slow path -------------------------------------------------------------------
+
+    def _get_slow(self, token: TokenData | None) -> TokenData:
+        clock = self._clock or get_default_clock()
+        if token is not None:
+            refresh_at, stale_at = self._thresholds(token, clock)
+            now = clock.monotonic()
+            if now < refresh_at:
+                return token
+            if now < stale_at:
+                return self._obtain(token, proactive=True)
+        return self._obtain(token, proactive=False)
+
+    def _thresholds(self, token: TokenData, clock: Clock) -> tuple[float, float]:
+        """When ``token`` enters the refresh window and when it goes stale, as monotonic times."""
+        if token.expires_at is None:
+            refresh_at = stale_at = _INF
+        else:
+            remaining = (token.expires_at - clock.now()).total_seconds()
+            leeway, window = self._leeway, self._window
+            lifetime = token.lifetime
+            if lifetime is not None:
+                leeway = min(leeway, lifetime * self.MAX_LEEWAY_FRACTION)
+                window = min(window, lifetime * self.MAX_REFRESH_WINDOW_FRACTION)
+            now = clock.monotonic()
+            stale_at = now + remaining - leeway
+            refresh_at = now + remaining - max(window, leeway)
+        self._hot = (token, clock, refresh_at, stale_at)
+        return refresh_at, stale_at
+
+    def _needs_fetch(
+        self, token: TokenData | None, clock: Clock, *, proactive: bool = False
+    ) -> bool:
+        if token is None:
+            return True
+        refresh_at, stale_at = self._thresholds(token, clock)
+        return clock.monotonic() >= (refresh_at if proactive else stale_at)
+
+    def _obtain(
+        self,
+        stale: TokenData | None,
+        *,
+        proactive: bool,
+        rejected: str | None = None,
+        force: bool = False,
+    ) -> TokenData:
+        """Lead a fetch, or join the one in flight; see the module docstring."""
+        clock = self._clock or get_default_clock()
+        backing_off: BaseException | None = None
+        with self._state_lock:
+            flight = self._flight
+            leader = flight is None
+            if flight is None:
+                if clock.monotonic() < self._retry_at and not force:
+                    backing_off = self._last_error
+                else:
+                    flight = self._flight = _Flight()
+        if flight is None:
+            if stale is not None and (proactive or _valid(stale, clock)):
+                return stale
+            raise backing_off or TokenError(f"token fetch for {self._key!r} is backing off")
+        if not leader:
+            if proactive and stale is not None:
+                return stale
+            return self._wait_for(flight, stale)
+        return self._lead(flight, stale, proactive=proactive, rejected=rejected, force=force)
+
+    def _wait_for(self, flight: _Flight, stale: TokenData | None) -> TokenData:
+        if not flight.wait(self._wait_timeout):
+            raise TokenError(
+                f"timed out after {self._wait_timeout:g}s waiting for another caller's "
+                f"token fetch for {self._key!r}"
+            )
+        if flight.token is not None:
+            return flight.token
+        if stale is not None and _valid(stale, self._clock or get_default_clock()):
+            return stale
+        raise flight.error or TokenError(f"token fetch for {self._key!r} failed")
+
+    def _lead(
+        self,
+        flight: _Flight,
+        stale: TokenData | None,
+        *,
+        proactive: bool,
+        rejected: str | None,
+        force: bool,
+    ) -> TokenData:
+        try:
+            token = self._fetch_under_lock(proactive=proactive, rejected=rejected, force=force)
+        except BaseException as exc:
+            self._settle(flight, None, exc)
+            clock = self._clock or get_default_clock()
+            if isinstance(exc, Exception) and stale is not None and _valid(stale, clock):
+                logger.warning(
+                    "token refresh for %r failed (%s); serving the current token until it "
+                    "expires at %s",
+                    self._key,
+                    type(exc).__name__,
+                    stale.expires_at,
+                )
+                return stale
+            raise
+        self._settle(flight, token, None)
+        return token
+
+    def _settle(
+        self, flight: _Flight, token: TokenData | None, error: BaseException | None
+    ) -> None:
+        clock = self._clock or get_default_clock()
+        with self._state_lock:
+            self._flight = None
+            if error is None:
+                self._failures, self._retry_at, self._last_error = 0, -_INF, None
+            elif isinstance(error, Exception):
+                backoff = min(self.FAILURE_BACKOFF * 2.0**self._failures, self.MAX_FAILURE_BACKOFF)
+                self._failures += 1
+                self._retry_at = clock.monotonic() + backoff
+                self._last_error = error
+        if error is not None and not isinstance(error, Exception):
+            error = TokenError(f"the token fetch for {self._key!r} was interrupted")
+        flight.settle(token, error)
+
+    def _fetch_under_lock(self, *, proactive: bool, rejected: str | None, force: bool) -> TokenData:
+        clock = self._clock or get_default_clock()
+        with self._storage.refresh_lock(self._key, timeout=self._wait_timeout):
+            # Whoever held the lock before us has usually just stored a fresh token.
+            current = self._storage.get(self._key)
+            if (
+                not force
+                and current is not None
+                and current.access_token != rejected
+                and not self._needs_fetch(current, clock, proactive=proactive)
+            ):
+                return current
+            token = self._call_provider(current, clock)
+            self._storage.set(self._key, token)
+            self._thresholds(token, clock)
+            return token
+
+    def _call_provider(self, current: TokenData | None, clock: Clock) -> TokenData:
+        refreshed = current is not None and current.refresh_token is not None
+        if current is not None and refreshed:
+            try:
+                token = self._provider.refresh_token(current)
+            except TokenEndpointError as exc:
+                if exc.error != "invalid_grant":
+                    raise
+                logger.info("refresh token for %r was rejected; fetching a new token", self._key)
+                token, refreshed = self._provider.fetch_token(), False
+        else:
+            token = self._provider.fetch_token()
+        if not isinstance(token, TokenData):
+            raise TokenError(
+                f"{type(self._provider).__name__} returned {type(token).__name__}, not TokenData"
+            )
+        if token.issued_at is None:
+            token = replace(token, issued_at=clock.now())
+        if refreshed and token.refresh_token is None and current is not None:
+            # RFC 6749 section 6: the server may keep the old refresh token valid.
+            token = replace(token, refresh_token=current.refresh_token)
+        return token
+
+
+def _valid(token: TokenData, clock: Clock) -> bool:
+    """Not yet past ``expires_at``, leeway aside: still worth sending when nothing better exists."""
+    return token.expires_at is None or clock.now() < token.expires_at
+
+
+def _seconds(name: str, value: float, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number of seconds, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise ConfigurationError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
+    return float(value)
