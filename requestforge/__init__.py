@@ -38,6 +38,7 @@ from requestforge._exceptions import (
     TooManyRedirectsError,
     TransportError,
 )
+from requestforge._fetchers import BodyTokenFetcher, HeaderTokenFetcher
 from requestforge._hooks import (
     AuthorizationHook,
     CorrelationIdHook,
@@ -51,6 +52,13 @@ from requestforge._hooks import (
     ResponseHookInterface,
 )
 from requestforge._models import HttpMethod, HttpRequest, HttpResponse, RequestContext
+from requestforge._oauth2 import ClientCredentialsTokenProvider, PasswordGrantTokenProvider
+from requestforge._pipeline import (
+    FetchContext,
+    PipelineTokenProvider,
+    TokenFetcherInterface,
+    TokenFetchPipeline,
+)
 from requestforge._pool import JobResult, Pool, ThreadException, ThreadResponse, map
 from requestforge._providers import TokenProviderInterface
 from requestforge._retry import (
@@ -87,10 +95,12 @@ __all__ = [
     "BaseRetryStrategy",
     "BasicAuthHook",
     "BearerTokenAuthHook",
+    "BodyTokenFetcher",
     "CircuitBreakerRetryStrategy",
     "CircuitOpenError",
     "CircuitState",
     "ClientClosedError",
+    "ClientCredentialsTokenProvider",
     "Clock",
     "CompositeAuthHook",
     "ConfigurationError",
@@ -99,6 +109,8 @@ __all__ = [
     "CorrelationIdHook",
     "ErrorHookInterface",
     "ExponentialBackoffRetryStrategy",
+    "FetchContext",
+    "HeaderTokenFetcher",
     "HttpClient",
     "HttpClientConfig",
     "HttpClientConfigBuilder",
@@ -115,8 +127,10 @@ __all__ = [
     "LoggingResponseHook",
     "MaxRetryException",
     "NoRetryStrategy",
+    "PasswordGrantTokenProvider",
     "PerKeyLockMixin",
     "PipelineStepError",
+    "PipelineTokenProvider",
     "Pool",
     "RateLimitInfo",
     "RateLimitResponseHook",
@@ -139,6 +153,8 @@ __all__ = [
     "TokenData",
     "TokenEndpointError",
     "TokenError",
+    "TokenFetchPipeline",
+    "TokenFetcherInterface",
     "TokenManager",
     "TokenProviderInterface",
     "TokenResponseError",

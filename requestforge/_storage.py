@@ -96,6 +96,16 @@ def _wrap(
     return outer if inner is _NO_CONTEXT else _Nested(outer, inner)
 
 
+def _nothing_inside(cls: type, mixin: type) -> bool:
+    """True if no class after ``mixin`` in ``cls``'s MRO wraps operations, so the mixin's own
+    lock is the whole context (the common case, and the storage hot path)."""
+    mro = cls.__mro__
+    for later in mro[mro.index(mixin) + 1 :]:
+        if "_operation_context" in vars(later):
+            return later is TokenStorageInterface
+    return True
+
+
 class TokenStorageInterface(ABC):
     """Keeps tokens by key; the :class:`~requestforge.TokenManager` reads it on every request.
 
@@ -152,9 +162,12 @@ class SerializingMixin(TokenStorageInterface):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._lock = threading.RLock()
+        self._lock_only = _nothing_inside(type(self), SerializingMixin)
         super().__init__(*args, **kwargs)
 
     def _operation_context(self, key: str) -> AbstractContextManager[Any]:
+        if self._lock_only:
+            return self._lock
         return _wrap(self._lock, super()._operation_context(key))
 
 

@@ -13,9 +13,42 @@ from __future__ import annotations
 from importlib.util import find_spec
 
 from requestforge_testing._clock import FakeClock
+from requestforge_testing._fetchers import FakeTokenFetcher
+from requestforge_testing._oauth_server import OAuthServer, RecordedTokenRequest
+from requestforge_testing._providers import (
+    FakeTokenProvider,
+    FakeTokenProviderFactory,
+    ProviderCall,
+)
 from requestforge_testing._servers import UNSET, ApiServer, RecordedRequest, Reply
+from requestforge_testing._stress import (
+    StressOutcome,
+    StressReport,
+    StressRound,
+    StressRunner,
+    StressTimeoutError,
+    forge_stress,
+)
 
-__all__ = ["UNSET", "ApiServer", "FakeClock", "RecordedRequest", "Reply"]
+__all__ = [
+    "UNSET",
+    "ApiServer",
+    "FakeClock",
+    "FakeTokenFetcher",
+    "FakeTokenProvider",
+    "FakeTokenProviderFactory",
+    "OAuthServer",
+    "ProviderCall",
+    "RecordedRequest",
+    "RecordedTokenRequest",
+    "Reply",
+    "StressOutcome",
+    "StressReport",
+    "StressRound",
+    "StressRunner",
+    "StressTimeoutError",
+    "forge_stress",
+]
 
 if find_spec("pytest") is not None:
     # pytest collects fixtures from the plugin module's namespace: these names are the plugin.
@@ -23,5 +56,12 @@ if find_spec("pytest") is not None:
         forge_api_server,
         forge_api_server_session,
         forge_clock,
+        forge_oauth_server,
+        forge_oauth_server_session,
         forge_responses,
+        forge_token_provider,
+        forge_token_provider_factory,
+    )
+    from requestforge_testing.plugin import (  # noqa: F401 - pytest registers it as "forge_stress"
+        forge_stress_fixture as _forge_stress_fixture,
     )

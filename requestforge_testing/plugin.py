@@ -12,12 +12,25 @@ from typing import TYPE_CHECKING
 import pytest
 
 from requestforge_testing._clock import FakeClock
+from requestforge_testing._oauth_server import OAuthServer
+from requestforge_testing._providers import FakeTokenProvider, FakeTokenProviderFactory
 from requestforge_testing._servers import ApiServer
+from requestforge_testing._stress import StressRunner, forge_stress
 
 if TYPE_CHECKING:
     import responses
 
-__all__ = ["forge_api_server", "forge_api_server_session", "forge_clock", "forge_responses"]
+__all__ = [
+    "forge_api_server",
+    "forge_api_server_session",
+    "forge_clock",
+    "forge_oauth_server",
+    "forge_oauth_server_session",
+    "forge_responses",
+    "forge_stress_fixture",
+    "forge_token_provider",
+    "forge_token_provider_factory",
+]
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +47,20 @@ def forge_api_server(forge_api_server_session: ApiServer) -> ApiServer:
     return forge_api_server_session
 
 
+@pytest.fixture(scope="session")
+def forge_oauth_server_session() -> Iterator[OAuthServer]:
+    """One loopback OAuth server for the whole session, like forge_api_server_session."""
+    with OAuthServer() as server:
+        yield server
+
+
+@pytest.fixture
+def forge_oauth_server(forge_oauth_server_session: OAuthServer) -> OAuthServer:
+    """The session's OAuth server, reset first: no token, record or script leaks in."""
+    forge_oauth_server_session.reset()
+    return forge_oauth_server_session
+
+
 @pytest.fixture
 def forge_clock() -> Iterator[FakeClock]:
     """A FakeClock installed as the library's default clock for this test only."""
@@ -48,3 +75,33 @@ def forge_responses() -> Iterator[responses.RequestsMock]:
 
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         yield mock
+
+
+@pytest.fixture
+def forge_token_provider() -> Iterator[FakeTokenProvider]:
+    """A fresh FakeTokenProvider on the default clock (so it follows ``forge_clock``).
+
+    Resumed at teardown, so a test that fails while it is paused leaves no thread blocked.
+    """
+    provider = FakeTokenProvider()
+    yield provider
+    provider.resume()
+
+
+@pytest.fixture(scope="session")
+def forge_token_provider_factory() -> FakeTokenProviderFactory:
+    """Makes a new FakeTokenProvider per call, with FakeTokenProvider's keywords.
+
+    For hypothesis, whose examples all share one function-scoped fixture value: call it once
+    per example. Session-scoped because it holds no state, which also keeps hypothesis's
+    ``function_scoped_fixture`` health check quiet.
+    """
+    return FakeTokenProvider
+
+
+# Registered as "forge_stress" under another attribute name: the package re-exports this
+# module's fixtures, and there ``forge_stress`` must stay the plain function.
+@pytest.fixture(name="forge_stress")
+def forge_stress_fixture() -> StressRunner:
+    """The ``forge_stress`` function: run a callable from many threads released at once."""
+    return forge_stress

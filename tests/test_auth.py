@@ -19,7 +19,10 @@ from requestforge import (
     HttpRequest,
     HttpResponse,
     RequestContext,
+    TokenAuthHook,
+    TokenManager,
 )
+from requestforge_testing import FakeTokenProvider
 
 
 def _request(**kwargs: Any) -> HttpRequest:
@@ -283,3 +286,48 @@ def test_auth_hooks_log_nothing(caplog: pytest.LogCaptureFixture) -> None:
     _apply(hook)
     _unauthorized(hook)
     assert caplog.records == []
+
+
+# -- TokenAuthHook -----------------------------------------------------------------------------
+
+
+def test_token_auth_sends_the_managers_token(forge_token_provider: FakeTokenProvider) -> None:
+    """The hook puts the manager's current token in the Authorization header."""
+    hook = TokenAuthHook(TokenManager(forge_token_provider))
+    sent = _apply(hook, _request(headers={"authorization": "Basic stale"}))
+    assert dict(sent.headers) == {"Authorization": "Bearer fake-access-1"}
+    assert _apply(hook).header("Authorization") == "Bearer fake-access-1"
+    assert forge_token_provider.fetch_count == 1
+
+
+def test_token_auth_refreshes_the_rejected_token_once(
+    forge_token_provider: FakeTokenProvider,
+) -> None:
+    """A 401 for the token just sent refreshes it; a 401 for an older token does not."""
+    manager = TokenManager(forge_token_provider)
+    hook = TokenAuthHook(manager)
+    sent = _apply(hook)
+    response = HttpResponse(401, {}, b"", sent.url, request=sent)
+    context = RequestContext(request=sent)
+    assert hook.on_unauthorized(sent, response, context) is True
+    assert manager.get_token().access_token == "fake-access-2"
+    assert hook.on_unauthorized(sent, response, context) is True  # same old token: no fetch
+    assert forge_token_provider.fetch_count == 2
+
+
+def test_token_auth_rejects_a_non_manager() -> None:
+    """Anything but a TokenManager is a ConfigurationError at construction."""
+    with pytest.raises(ConfigurationError, match="TokenManager"):
+        TokenAuthHook("t0k3n")  # type: ignore[arg-type]
+
+
+def test_token_auth_repr_and_logs_hide_the_token(
+    forge_token_provider: FakeTokenProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neither the hook's repr nor anything it logs contains the token."""
+    caplog.set_level(logging.DEBUG)
+    hook = TokenAuthHook(TokenManager(forge_token_provider))
+    _apply(hook)
+    _unauthorized(hook)
+    assert "fake-access" not in repr(hook)
+    assert "fake-access" not in caplog.text

@@ -21,7 +21,10 @@ from requestforge import (
     LoggingErrorHook,
     LoggingResponseHook,
     NoRetryStrategy,
+    TokenAuthHook,
+    TokenManager,
 )
+from requestforge_testing import FakeTokenProvider
 
 
 def test_defaults_are_safe() -> None:
@@ -94,6 +97,15 @@ def test_single_auth_hook_is_used_as_is() -> None:
     assert kinds == [ApiKeyAuthHook, BasicAuthHook]
 
 
+def test_token_auth_wires_a_token_auth_hook(forge_token_provider: FakeTokenProvider) -> None:
+    """with_token_auth(token_manager=...) installs a TokenAuthHook over that manager."""
+    manager = TokenManager(forge_token_provider)
+    config = HttpClientConfigBuilder().with_token_auth(token_manager=manager).build()
+    assert isinstance(config.auth_hook, TokenAuthHook)
+    assert config.auth_hook.token_manager is manager
+    assert forge_token_provider.fetch_count == 0  # nothing is fetched until the first request
+
+
 def test_retry_strategy_instance_is_kept() -> None:
     """with_retry_strategy installs the given strategy object itself."""
     breaker = CircuitBreakerRetryStrategy(failure_threshold=2)
@@ -127,6 +139,7 @@ def test_retry_strategy_instance_is_kept() -> None:
         (HttpClientConfigBuilder().with_auth_hook("Bearer x"), "AuthHookInterface"),  # type: ignore[arg-type]
         (HttpClientConfigBuilder().with_retry_strategy(3), "RetryStrategyInterface"),  # type: ignore[arg-type]
         (HttpClientConfigBuilder().with_bearer_token(""), "token"),
+        (HttpClientConfigBuilder().with_token_auth("t0k3n"), "TokenManager"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_input_raises_configuration_error_at_build(

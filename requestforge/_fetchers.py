@@ -1,0 +1,381 @@
+"""Pipeline steps that get their token from an HTTP endpoint, made with the earlier tokens.
+
+``HeaderTokenFetcher`` takes the token from a response header, ``BodyTokenFetcher`` from a
+dotted path into the JSON body. By default the request carries ``Authorization`` built from
+the token of the step named by ``auth_from`` (the last dependency unless given); for APIs
+that want earlier tokens elsewhere, ``headers``, ``json`` and ``data`` may be callables
+that receive the :class:`~requestforge.FetchContext`.
+
+Failures are typed and never quote a token: the endpoint answering non-2xx or not at all is
+a :class:`~requestforge.TokenEndpointError`; a 2xx without a usable token is a
+:class:`~requestforge.TokenResponseError`.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import Any, Final, TypeAlias
+
+from requestforge._client import HttpClient
+from requestforge._clock import Clock, get_default_clock
+from requestforge._exceptions import (
+    CircuitOpenError,
+    ConfigurationError,
+    MaxRetryException,
+    RequestError,
+    ResponseDecodeError,
+    TokenEndpointError,
+    TokenResponseError,
+    TransportError,
+)
+from requestforge._hooks import _valid_header_name
+from requestforge._models import HttpMethod, HttpResponse, merge_headers
+from requestforge._pipeline import FetchContext, TokenFetcherInterface
+from requestforge._redact import redact_url
+from requestforge._tokens import TokenData, _parse_expires_in
+
+__all__ = ["BodyTokenFetcher", "HeaderTokenFetcher"]
+
+#: Request headers: fixed, or computed from the earlier steps' tokens.
+HeadersArg: TypeAlias = Mapping[str, str] | Callable[[FetchContext], Mapping[str, str]] | None
+#: A request body (``json=`` or ``data=``): fixed, or computed from the earlier tokens.
+BodyArg: TypeAlias = Any
+
+_ERROR_CODE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+#: Statuses after which trying again later may succeed (the server is failing or busy).
+_TRANSIENT_STATUSES: Final = frozenset({408, 425, 429})
+
+
+class _HttpTokenFetcher(TokenFetcherInterface):
+    """Sends one request per fetch with an :class:`~requestforge.HttpClient`."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        method: str = "POST",
+        depends_on: Iterable[str] = (),
+        ttl: float | None = None,
+        client: HttpClient | None = None,
+        headers: HeadersArg = None,
+        json: BodyArg = None,
+        data: BodyArg = None,
+        auth_from: str | None = None,
+        token_type: str = "Bearer",  # noqa: S107 - a scheme name, not a secret
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(name, depends_on=depends_on, ttl=ttl)
+        if client is not None and not isinstance(client, HttpClient):
+            raise ConfigurationError(f"client must be an HttpClient, got {type(client).__name__}")
+        if not isinstance(url, str) or not url.strip():
+            raise ConfigurationError(f"url of step {name!r} must be a non-empty string")
+        absolute = url[:8].lower().startswith(("http://", "https://"))
+        if not absolute and (client is None or client.config.base_url is None):
+            raise ConfigurationError(
+                f"url of step {name!r} is relative ({redact_url(url)}) but there is no "
+                f"client with a base_url to resolve it against"
+            )
+        try:
+            self._method = HttpMethod(method.upper())
+        except (ValueError, AttributeError):
+            raise ConfigurationError(f"unknown HTTP method {method!r}") from None
+        if headers is not None and not (callable(headers) or isinstance(headers, Mapping)):
+            raise ConfigurationError(
+                f"headers must be a mapping or a callable, got {type(headers).__name__}"
+            )
+        if json is not None and data is not None:
+            raise ConfigurationError(f"step {name!r}: give json or data, not both")
+        if auth_from is not None and auth_from not in self.depends_on:
+            raise ConfigurationError(
+                f"auth_from of step {name!r} must be one of its depends_on "
+                f"{self.depends_on!r}, got {auth_from!r}"
+            )
+        if not isinstance(token_type, str) or not token_type.strip():
+            raise ConfigurationError(f"token_type must be a non-empty string, got {token_type!r}")
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigurationError(f"clock must be a Clock, got {type(clock).__name__}")
+        self._url = url
+        self._owns_client = client is None
+        self._client = client if client is not None else HttpClient()
+        self._headers = headers
+        self._json = json
+        self._data = data
+        self._auth_from = auth_from or (self.depends_on[-1] if self.depends_on else None)
+        self._token_type = token_type
+        self._clock = clock
+
+    @property
+    def url(self) -> str:
+        """Where the token is requested."""
+        return self._url
+
+    @property
+    def client(self) -> HttpClient:
+        """The client requests are sent with."""
+        return self._client
+
+    def close(self) -> None:
+        """Close the client if this fetcher created it (a client passed in is left open)."""
+        if self._owns_client:
+            self._client.close()
+
+    def fetch(self, context: FetchContext) -> TokenData:
+        """Request the token and take it from the response."""
+        response = self._send(context)
+        clock = self._clock or get_default_clock()
+        return self._extract(response, clock)
+
+    @abstractmethod
+    def _extract(self, response: HttpResponse, clock: Clock) -> TokenData:
+        """Build the token from a 2xx response."""
+
+    def _send(self, context: FetchContext) -> HttpResponse:
+        headers: dict[str, str] = {}
+        if self._auth_from is not None:
+            headers["Authorization"] = context.get_token(self._auth_from).authorization_header
+        given = self._headers(context) if callable(self._headers) else self._headers
+        if given is not None and not isinstance(given, Mapping):
+            raise ConfigurationError(
+                f"the headers callable of step {self.name!r} returned "
+                f"{type(given).__name__}, not a mapping"
+            )
+        if given:
+            headers = merge_headers(headers, given)  # the caller's headers win
+        where = redact_url(self._url)
+        try:
+            response = self._client.request(
+                self._method,
+                self._url,
+                headers=headers,
+                json=self._json(context) if callable(self._json) else self._json,
+                data=self._data(context) if callable(self._data) else self._data,
+            )
+        except RequestError as exc:
+            raise TokenEndpointError(
+                f"token request to {where} failed: {type(exc).__name__}",
+                transient=_transient_error(exc),
+                request=exc.request,
+                response=exc.response,
+                status_code=None if exc.response is None else exc.response.status_code,
+            ) from exc
+        if not response.is_success:
+            body = response.json_or_none()
+            error = body.get("error") if isinstance(body, Mapping) else None
+            description = body.get("error_description") if isinstance(body, Mapping) else None
+            error = error if isinstance(error, str) else None
+            # An OAuth error code is a short ASCII word; anything else stays out of the message.
+            described = f" ({error})" if error and _ERROR_CODE.fullmatch(error) else ""
+            raise TokenEndpointError(
+                f"token endpoint {where} answered {response.status_code}{described}",
+                error=error,
+                error_description=description if isinstance(description, str) else None,
+                status_code=response.status_code,
+                transient=response.status_code >= 500
+                or response.status_code in _TRANSIENT_STATUSES,
+                response=response,
+            )
+        return response
+
+    def _token(
+        self,
+        access_token: str,
+        clock: Clock,
+        *,
+        expires_in: object = None,
+        refresh_token: str | None = None,
+    ) -> TokenData:
+        """A :class:`TokenData` issued now; validation errors never quote the token."""
+        now = clock.now()
+        try:
+            lifetime = _parse_expires_in(expires_in)
+            return TokenData(
+                access_token=access_token,
+                token_type=self._token_type,
+                expires_at=None if lifetime is None else now + timedelta(seconds=lifetime),
+                refresh_token=refresh_token,
+                issued_at=now,
+            )
+        except TokenResponseError as exc:
+            raise TokenResponseError(f"response from {redact_url(self._url)}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, url={redact_url(self._url)!r}, "
+            f"depends_on={self.depends_on!r}, ttl={self.ttl!r})"
+        )
+
+
+class HeaderTokenFetcher(_HttpTokenFetcher):
+    """A step whose token comes back in a response header (``X-Auth-Token`` by default).
+
+    A header carries no expiry, so the token is cached until ``ttl`` (forever without one).
+    """
+
+    #: The conventional header for a token handed out in a response header.
+    DEFAULT_HEADER_NAME: Final = "X-Auth-Token"
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        header_name: str = DEFAULT_HEADER_NAME,
+        method: str = "POST",
+        depends_on: Iterable[str] = (),
+        ttl: float | None = None,
+        client: HttpClient | None = None,
+        headers: HeadersArg = None,
+        json: BodyArg = None,
+        data: BodyArg = None,
+        auth_from: str | None = None,
+        token_type: str = "Bearer",  # noqa: S107 - a scheme name, not a secret
+        clock: Clock | None = None,
+    ) -> None:
+        self._header_name = _valid_header_name(header_name, "header_name")
+        super().__init__(
+            name,
+            url,
+            method=method,
+            depends_on=depends_on,
+            ttl=ttl,
+            client=client,
+            headers=headers,
+            json=json,
+            data=data,
+            auth_from=auth_from,
+            token_type=token_type,
+            clock=clock,
+        )
+
+    @property
+    def header_name(self) -> str:
+        """The response header the token is read from."""
+        return self._header_name
+
+    def _extract(self, response: HttpResponse, clock: Clock) -> TokenData:
+        value = response.headers.get(self._header_name)
+        if not value or not value.strip():
+            raise TokenResponseError(
+                f"response from {redact_url(self._url)} has no {self._header_name} header",
+                response=response,
+            )
+        return self._token(value.strip(), clock)
+
+
+class BodyTokenFetcher(_HttpTokenFetcher):
+    """A step whose token is at a dotted path in the JSON body, such as ``data.auth.token``.
+
+    ``expires_in_path`` (seconds, number or numeric string) sets the expiry when the body
+    has it; ``refresh_token_path`` is read only when given. A path segment that is a number
+    indexes a JSON array (``items.0.token``).
+    """
+
+    #: RFC 6749's field name, so a plain OAuth token response needs no paths at all.
+    DEFAULT_TOKEN_PATH: Final = "access_token"  # noqa: S105 - a field name, not a secret
+    #: RFC 6749's field name too; a body without it leaves the expiry to ``ttl``.
+    DEFAULT_EXPIRES_IN_PATH: Final = "expires_in"
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        token_path: str = DEFAULT_TOKEN_PATH,
+        expires_in_path: str | None = DEFAULT_EXPIRES_IN_PATH,
+        refresh_token_path: str | None = None,
+        method: str = "POST",
+        depends_on: Iterable[str] = (),
+        ttl: float | None = None,
+        client: HttpClient | None = None,
+        headers: HeadersArg = None,
+        json: BodyArg = None,
+        data: BodyArg = None,
+        auth_from: str | None = None,
+        token_type: str = "Bearer",  # noqa: S107 - a scheme name, not a secret
+        clock: Clock | None = None,
+    ) -> None:
+        self._token_path = _split_path(token_path, "token_path")
+        self._expires_in_path = (
+            None if expires_in_path is None else _split_path(expires_in_path, "expires_in_path")
+        )
+        self._refresh_path = (
+            None
+            if refresh_token_path is None
+            else _split_path(refresh_token_path, "refresh_token_path")
+        )
+        super().__init__(
+            name,
+            url,
+            method=method,
+            depends_on=depends_on,
+            ttl=ttl,
+            client=client,
+            headers=headers,
+            json=json,
+            data=data,
+            auth_from=auth_from,
+            token_type=token_type,
+            clock=clock,
+        )
+
+    def _extract(self, response: HttpResponse, clock: Clock) -> TokenData:
+        where = redact_url(self._url)
+        try:
+            body = response.json()
+        except ResponseDecodeError as exc:
+            raise TokenResponseError(
+                f"response from {where} is not JSON", response=response
+            ) from exc
+        found, token = _lookup(body, self._token_path)
+        if not found or not isinstance(token, str) or not token:
+            raise TokenResponseError(
+                f"response from {where} has no token string at {'.'.join(self._token_path)!r}",
+                response=response,
+            )
+        expires_in = None
+        if self._expires_in_path is not None:
+            expires_in = _lookup(body, self._expires_in_path)[1]
+        refresh_token: str | None = None
+        if self._refresh_path is not None:
+            found, value = _lookup(body, self._refresh_path)
+            if found and isinstance(value, str) and value:
+                refresh_token = value
+            else:
+                raise TokenResponseError(
+                    f"response from {where} has no refresh token string at "
+                    f"{'.'.join(self._refresh_path)!r}",
+                    response=response,
+                )
+        return self._token(token, clock, expires_in=expires_in, refresh_token=refresh_token)
+
+
+def _split_path(path: object, what: str) -> tuple[str, ...]:
+    if not isinstance(path, str) or not path or any(not part for part in path.split(".")):
+        raise ConfigurationError(f"{what} must be a dotted path like 'data.token', got {path!r}")
+    return tuple(path.split("."))
+
+
+def _lookup(body: object, path: tuple[str, ...]) -> tuple[bool, object]:
+    """``(True, value)`` at ``path`` in a parsed JSON body, or ``(False, None)``."""
+    node = body
+    for part in path:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False, None
+    return True, node
+
+
+def _transient_error(exc: RequestError) -> bool:
+    """Whether a request that got no usable answer may succeed if tried again later."""
+    response = exc.response
+    if response is not None:
+        return response.status_code >= 500 or response.status_code in _TRANSIENT_STATUSES
+    return isinstance(exc, TransportError | MaxRetryException | CircuitOpenError)

@@ -1,0 +1,446 @@
+"""OAuth 2.0 token providers: the client credentials and resource owner password grants.
+
+A provider only talks to the token endpoint (RFC 6749 sections 4.3, 4.4 and 6); the
+:class:`~requestforge.TokenManager` caches and single-flights, so providers hold no lock.
+Every failure surfaces as a :class:`~requestforge.TokenError`: never a ``requests``
+exception, never a :class:`~requestforge.MaxRetryException`, never a secret in a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Final
+from urllib.parse import quote_plus, urlsplit
+
+from requestforge._client import HttpClient
+from requestforge._clock import Clock
+from requestforge._config import HttpClientConfig
+from requestforge._exceptions import (
+    CircuitOpenError,
+    ConfigurationError,
+    MaxRetryException,
+    ResponseDecodeError,
+    TokenEndpointError,
+    TokenResponseError,
+    TransportError,
+)
+from requestforge._models import HttpMethod, HttpResponse
+from requestforge._providers import TokenProviderInterface
+from requestforge._redact import REDACTED, redact_url
+from requestforge._retry import ExponentialBackoffRetryStrategy
+from requestforge._tokens import TokenData
+
+__all__ = ["ClientCredentialsTokenProvider", "PasswordGrantTokenProvider"]
+
+logger = logging.getLogger("requestforge.tokens")
+
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+# Form fields the provider sets itself; extra_params may not override them.
+_RESERVED_PARAMS = frozenset(
+    {"grant_type", "client_id", "client_secret", "username", "password", "refresh_token", "scope"}
+)
+
+
+class _OAuth2TokenProvider(TokenProviderInterface):
+    """The token endpoint exchange shared by the grants; subclasses add their form fields."""
+
+    #: A token endpoint that has not answered in ten seconds is down, not slow; callers of
+    #: the TokenManager are waiting on this request.
+    DEFAULT_TIMEOUT: Final = 10.0
+    #: Two retries ride out a restarting authorization server without stalling callers long.
+    DEFAULT_MAX_RETRIES: Final = 2
+    #: First backoff before a retry: short, since every API call waits for this token.
+    RETRY_BASE_DELAY: Final = 0.5
+    #: The backoff stops growing here.
+    RETRY_MAX_DELAY: Final = 5.0
+    #: A server's Retry-After is honoured up to this long: threads waiting on the manager's
+    #: fetch give up after its wait_timeout (60 s), so minutes-long waits help nobody.
+    MAX_RETRY_AFTER: Final = 10.0
+    #: Statuses that mean "try again later": rate limited or a server-side failure. A 500
+    #: is included (unlike for API calls): token requests are safe to repeat.
+    TRANSIENT_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+    #: RFC 6749 section 2.3.1: HTTP Basic (which servers MUST support) or form fields.
+    CLIENT_AUTH_METHODS: Final = ("basic", "body")
+    #: error_description is server text; it is cut to this length in our messages.
+    MAX_DESCRIPTION: Final = 200
+
+    #: The grant_type this provider's fetch_token sends.
+    grant_type: ClassVar[str]
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str | None,
+        *,
+        scope: str | Iterable[str] | None = None,
+        audience: str | None = None,
+        extra_params: Mapping[str, str] | None = None,
+        client_auth: str = "basic",
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        client: HttpClient | None = None,
+        service_name: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._token_url = _valid_token_url(token_url)
+        self._client_id = _non_empty("client_id", client_id)
+        if client_secret is not None:
+            client_secret = _non_empty("client_secret", client_secret)
+        self._client_secret = client_secret
+        self._scope = _valid_scope(scope)
+        self._audience = None if audience is None else _non_empty("audience", audience)
+        self._extra = _valid_extra_params(extra_params)
+        if client_auth not in self.CLIENT_AUTH_METHODS:
+            raise ConfigurationError(
+                f"client_auth must be one of {self.CLIENT_AUTH_METHODS}, got {client_auth!r}"
+            )
+        self._client_auth = client_auth
+        self._timeout = _valid_timeout(timeout)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        if client is not None and not isinstance(client, HttpClient):
+            raise ConfigurationError(f"client must be an HttpClient, got {type(client).__name__}")
+        if clock is not None and not isinstance(clock, Clock):
+            raise ConfigurationError(f"clock must be a Clock, got {type(clock).__name__}")
+        self._clock = clock
+        self._owns_client = client is None
+        self._client = client if client is not None else self._make_client(max_retries)
+        if service_name is not None:
+            service_name = _non_empty("service_name", service_name)
+        self._service_name = service_name
+
+    def _make_client(self, max_retries: int) -> HttpClient:
+        retry = ExponentialBackoffRetryStrategy(
+            max_retries,
+            base_delay=self.RETRY_BASE_DELAY,
+            max_delay=self.RETRY_MAX_DELAY,
+            allowed_methods={HttpMethod.POST},  # a token request is safe to repeat
+            retry_statuses=self.TRANSIENT_STATUSES,
+            max_retry_after=self.MAX_RETRY_AFTER,
+            clock=self._clock,
+        )
+        return HttpClient(HttpClientConfig(default_timeout=self._timeout, retry_strategy=retry))
+
+    # -- public API ----------------------------------------------------------------------
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint."""
+        return self._token_url
+
+    @property
+    def client_id(self) -> str:
+        """The OAuth client identifier (not a secret)."""
+        return self._client_id
+
+    @property
+    def scope(self) -> str | None:
+        """The requested scope, space-separated, or None."""
+        return self._scope
+
+    @property
+    def client(self) -> HttpClient:
+        """The HttpClient token requests go through."""
+        return self._client
+
+    @property
+    def service_name(self) -> str:
+        """The token's identity, built from non-secret settings unless given explicitly."""
+        if self._service_name is not None:
+            return self._service_name
+        parts = [f"oauth2:{self.grant_type}", redact_url(self._token_url)]
+        parts += [f"client_id={self._client_id}", *self._identity()]
+        if self._scope is not None:
+            parts.append(f"scope={self._scope}")
+        if self._audience is not None:
+            parts.append(f"audience={self._audience}")
+        return ":".join(parts)
+
+    def fetch_token(self) -> TokenData:
+        """POST this provider's grant to the token endpoint and parse the token response."""
+        return self._request_token(self.grant_type, self._grant_params())
+
+    def refresh_token(self, current: TokenData) -> TokenData:
+        """Use ``current.refresh_token`` (RFC 6749 section 6) if it has one, else fetch anew."""
+        if current.refresh_token is None:
+            return self.fetch_token()
+        return self._request_token("refresh_token", {"refresh_token": current.refresh_token})
+
+    def close(self) -> None:
+        """Close the HttpClient this provider created (a client you passed in stays open)."""
+        if self._owns_client:
+            self._client.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(token_url={redact_url(self._token_url)!r}, "
+            f"client_id={self._client_id!r}, scope={self._scope!r})"
+        )
+
+    # -- for subclasses ------------------------------------------------------------------
+
+    def _grant_params(self) -> dict[str, str]:
+        """The grant's own form fields (besides grant_type, scope and client auth)."""
+        return {}
+
+    def _identity(self) -> list[str]:
+        """Non-secret parts that tell this provider's tokens apart, for service_name."""
+        return []
+
+    def _secrets(self) -> list[str]:
+        """Every secret this provider knows, to scrub from server text we quote."""
+        return [self._client_secret] if self._client_secret else []
+
+    # -- the exchange --------------------------------------------------------------------
+
+    def _request_token(self, grant_type: str, params: Mapping[str, str]) -> TokenData:
+        form: dict[str, str] = {"grant_type": grant_type, **params}
+        if self._scope is not None:
+            form["scope"] = self._scope
+        if self._audience is not None:
+            form["audience"] = self._audience
+        form.update(self._extra)
+        headers = {"Accept": "application/json"}
+        if self._client_secret is not None and self._client_auth == "basic":
+            headers["Authorization"] = _basic(self._client_id, self._client_secret)
+        else:
+            form["client_id"] = self._client_id
+            if self._client_secret is not None:
+                form["client_secret"] = self._client_secret
+        url = redact_url(self._token_url)
+        logger.debug(
+            "requesting a %s token from %s for client %r", grant_type, url, self._client_id
+        )
+        try:
+            response = self._client.post(
+                self._token_url, data=form, headers=headers, timeout=self._timeout
+            )
+        except MaxRetryException as exc:
+            if exc.response is not None:
+                raise self._status_error(exc.response, grant_type, retried=exc.attempts) from exc
+            cause = exc.last_error or exc
+            raise self._transport_error(cause, grant_type, exc.attempts) from cause
+        except (TransportError, CircuitOpenError) as exc:
+            raise self._transport_error(exc, grant_type, 1) from exc
+        logger.debug("token endpoint %s answered %d", url, response.status_code)
+        if not response.is_success:
+            raise self._status_error(response, grant_type, retried=1)
+        return self._parse(response)
+
+    def _parse(self, response: HttpResponse) -> TokenData:
+        try:
+            data: Any = response.json()
+        except ResponseDecodeError as exc:
+            content_type = response.headers.get("Content-Type", "no content type")
+            raise TokenResponseError(
+                f"token endpoint {redact_url(self._token_url)} answered {response.status_code} "
+                f"with a body that is not JSON ({content_type})",
+                response=response,
+            ) from exc
+        token = TokenData.from_response(data, clock=self._clock)
+        logger.debug(
+            "got a %s token for client %r expiring at %s",
+            token.token_type,
+            self._client_id,
+            token.expires_at,
+        )
+        return token
+
+    def _status_error(
+        self, response: HttpResponse, grant_type: str, *, retried: int
+    ) -> TokenEndpointError:
+        status = response.status_code
+        transient = status == 429 or status >= 500
+        body = response.json_or_none()
+        error = description = None
+        if isinstance(body, Mapping):
+            if isinstance(body.get("error"), str):
+                error = self._scrub(body["error"], 64)
+            if isinstance(body.get("error_description"), str):
+                description = self._scrub(body["error_description"], self.MAX_DESCRIPTION)
+        message = f"token endpoint {redact_url(self._token_url)} refused the {grant_type} grant"
+        message += f" with {status}"
+        if error:
+            message += f" {error}"
+        if description:
+            message += f": {description}"
+        if transient and retried > 1:
+            message += f" (after {retried} attempts)"
+        return TokenEndpointError(
+            message,
+            error=error,
+            error_description=description,
+            status_code=status,
+            transient=transient,
+            response=response,
+        )
+
+    def _transport_error(
+        self, cause: BaseException, grant_type: str, attempts: int
+    ) -> TokenEndpointError:
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return TokenEndpointError(
+            f"token endpoint {redact_url(self._token_url)} could not be reached for the "
+            f"{grant_type} grant{tries}: {type(cause).__name__}: {self._scrub(str(cause), 300)}",
+            transient=True,
+            request=getattr(cause, "request", None),
+        )
+
+    def _scrub(self, text: str, limit: int) -> str:
+        """Server or library text made safe to quote: our secrets removed, one line, short."""
+        for secret in self._secrets():
+            text = text.replace(secret, REDACTED)
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ClientCredentialsTokenProvider(_OAuth2TokenProvider):
+    """Tokens for the client itself (RFC 6749 section 4.4): machine-to-machine APIs.
+
+    ``scope`` is a space-separated string or an iterable of scope tokens. ``client_auth``
+    is ``"basic"`` (HTTP Basic, the default) or ``"body"`` (``client_id`` and
+    ``client_secret`` as form fields); a public client (``client_secret=None``) sends only
+    its ``client_id`` in the body. ``audience`` and ``extra_params`` are added to every
+    token request. Retries (``max_retries``, exponential backoff on the default clock,
+    ``Retry-After`` honoured) cover connection errors, timeouts and 429/5xx answers.
+    """
+
+    grant_type = "client_credentials"
+
+
+class PasswordGrantTokenProvider(_OAuth2TokenProvider):
+    """Tokens for a user, from their username and password (RFC 6749 section 4.3).
+
+    Only for first-party clients that cannot redirect a browser; the options are those of
+    :class:`ClientCredentialsTokenProvider`. The server's refresh token is used by
+    ``refresh_token()``, so the password is sent again only when that fails.
+    """
+
+    grant_type = "password"
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str | None,
+        username: str,
+        password: str,
+        *,
+        scope: str | Iterable[str] | None = None,
+        audience: str | None = None,
+        extra_params: Mapping[str, str] | None = None,
+        client_auth: str = "basic",
+        timeout: float = _OAuth2TokenProvider.DEFAULT_TIMEOUT,
+        max_retries: int = _OAuth2TokenProvider.DEFAULT_MAX_RETRIES,
+        client: HttpClient | None = None,
+        service_name: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._username = _non_empty("username", username)
+        if not isinstance(password, str):
+            raise ConfigurationError(f"password must be a string, got {type(password).__name__}")
+        self._password = password
+        super().__init__(
+            token_url,
+            client_id,
+            client_secret,
+            scope=scope,
+            audience=audience,
+            extra_params=extra_params,
+            client_auth=client_auth,
+            timeout=timeout,
+            max_retries=max_retries,
+            client=client,
+            service_name=service_name,
+            clock=clock,
+        )
+
+    @property
+    def username(self) -> str:
+        """The resource owner whose tokens this provider fetches."""
+        return self._username
+
+    def _grant_params(self) -> dict[str, str]:
+        return {"username": self._username, "password": self._password}
+
+    def _identity(self) -> list[str]:
+        return [f"username={self._username}"]
+
+    def _secrets(self) -> list[str]:
+        return [*super()._secrets(), *([self._password] if self._password else [])]
+
+
+# -- validation and helpers ----------------------------------------------------------------
+
+
+def _basic(client_id: str, client_secret: str) -> str:
+    """RFC 6749 section 2.3.1: form-urlencode id and secret, then RFC 7617 Basic."""
+    pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
+    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+
+
+def _non_empty(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        kind = type(value).__name__ if not isinstance(value, str) else "an empty string"
+        raise ConfigurationError(f"{name} must be a non-empty string, got {kind}")
+    return value
+
+
+def _valid_token_url(url: object) -> str:
+    if not isinstance(url, str):
+        raise ConfigurationError(f"token_url must be a string, got {type(url).__name__}")
+    try:
+        parts = urlsplit(url.strip())
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        valid = False
+    if not valid:
+        raise ConfigurationError(
+            f"token_url must be an absolute http(s) URL with a host, got {redact_url(url)!r}"
+        )
+    return url.strip()
+
+
+def _valid_scope(scope: object) -> str | None:
+    if scope is None:
+        return None
+    if isinstance(scope, str):
+        tokens = scope.split()
+    elif isinstance(scope, Iterable):
+        tokens = list(scope)
+    else:
+        raise ConfigurationError(f"scope must be a string or strings, got {type(scope).__name__}")
+    for token in tokens:
+        if not isinstance(token, str) or not _SCOPE_TOKEN.fullmatch(token):
+            raise ConfigurationError(
+                f"invalid scope token {token!r}: RFC 6749 allows printable ASCII "
+                "without spaces, quotes or backslashes"
+            )
+    return " ".join(tokens) or None
+
+
+def _valid_extra_params(params: object) -> dict[str, str]:
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ConfigurationError(f"extra_params must be a mapping, got {type(params).__name__}")
+    for name, value in params.items():
+        if not isinstance(name, str) or not name or not isinstance(value, str):
+            raise ConfigurationError(f"extra_params must map names to strings, got {name!r}")
+        if name in _RESERVED_PARAMS:
+            raise ConfigurationError(f"extra_params may not set {name!r}; the provider sets it")
+    return dict(params)
+
+
+def _valid_timeout(timeout: object) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise ConfigurationError(f"timeout must be a number of seconds, got {timeout!r}")
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise ConfigurationError(f"timeout must be positive and finite, got {timeout!r}")
+    return float(timeout)

@@ -1,0 +1,527 @@
+"""Tests for requestforge._token_manager: caching, single flight, leeway, refresh, failures."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from requestforge import (
+    ConfigurationError,
+    InMemoryTokenStorage,
+    TokenData,
+    TokenEndpointError,
+    TokenError,
+    TokenManager,
+    TokenProviderInterface,
+    TokenStorageInterface,
+)
+from requestforge_testing import FakeClock, FakeTokenProvider, StressRunner
+
+Stress = StressRunner
+
+
+def _in_thread(fn: Any) -> tuple[threading.Thread, list[Any]]:
+    """Run fn in a started thread; its return value or exception lands in the list."""
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())
+        except Exception as exc:  # noqa: BLE001 - handed to the test to inspect
+            out.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+# -- caching ------------------------------------------------------------------------------------
+
+
+def test_token_is_fetched_once_and_cached(forge_token_provider: FakeTokenProvider) -> None:
+    """Repeated get_token calls return the same cached token after one fetch."""
+    manager = TokenManager(forge_token_provider)
+    tokens = {manager.get_token().access_token for _ in range(10)}
+    assert tokens == {"fake-access-1"}
+    assert forge_token_provider.fetch_count == 1
+
+
+def test_default_cache_key_comes_from_service_name() -> None:
+    """Two providers with different service names keep separate tokens in one storage."""
+    storage = InMemoryTokenStorage()
+    first = TokenManager(FakeTokenProvider(service_name="billing"), storage)
+    second = TokenManager(FakeTokenProvider(service_name="search"), storage)
+    assert first.cache_key != second.cache_key
+    assert "billing" in first.cache_key
+    first.get_token()
+    second.get_token()
+    assert storage.exists(first.cache_key)
+    assert storage.exists(second.cache_key)
+
+
+def test_invalidate_forces_the_next_fetch(forge_token_provider: FakeTokenProvider) -> None:
+    """After invalidate() the stored token is gone and the next caller fetches a new one."""
+    manager = TokenManager(forge_token_provider)
+    first = manager.get_token()
+    manager.invalidate()
+    assert not manager.storage.exists(manager.cache_key)
+    assert manager.get_token() != first
+    assert forge_token_provider.fetch_count == 2
+
+
+def test_issued_at_is_stamped_when_the_provider_omits_it(forge_clock: FakeClock) -> None:
+    """A provider's token without issued_at gets the fetch time, so leeway can be sized."""
+
+    class Bare(TokenProviderInterface):
+        def fetch_token(self) -> TokenData:
+            return TokenData(access_token="a", expires_at=forge_clock.now() + timedelta(hours=1))
+
+    token = TokenManager(Bare()).get_token()
+    assert token.issued_at == forge_clock.now()
+    assert token.lifetime == pytest.approx(3600)
+
+
+def test_a_provider_returning_garbage_stores_nothing() -> None:
+    """A provider that returns something other than TokenData is an error and nothing is cached."""
+
+    class Broken(TokenProviderInterface):
+        def fetch_token(self) -> TokenData:
+            return {"access_token": "x"}  # type: ignore[return-value]
+
+    manager = TokenManager(Broken())
+    with pytest.raises(TokenError, match="not TokenData"):
+        manager.get_token()
+    assert not manager.storage.exists(manager.cache_key)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"leeway": -1}, "leeway"),
+        ({"refresh_window": float("inf")}, "refresh_window"),
+        ({"wait_timeout": 0}, "wait_timeout"),
+        ({"cache_key": ""}, "cache_key"),
+        ({"storage": {}}, "storage"),
+    ],
+)
+def test_bad_configuration_is_rejected(kwargs: dict[str, Any], problem: str) -> None:
+    """Invalid options raise ConfigurationError at construction, naming the option."""
+    with pytest.raises(ConfigurationError, match=problem):
+        TokenManager(FakeTokenProvider(), **kwargs)
+
+
+def test_provider_must_implement_the_interface() -> None:
+    """A provider that is not a TokenProviderInterface is rejected at construction."""
+    with pytest.raises(ConfigurationError, match="TokenProviderInterface"):
+        TokenManager(object())  # type: ignore[arg-type]
+
+
+def test_repr_shows_no_token(forge_token_provider: FakeTokenProvider) -> None:
+    """The manager's repr names its key and never the token it holds."""
+    manager = TokenManager(forge_token_provider)
+    token = manager.get_token()
+    assert token.access_token not in repr(manager)
+    assert manager.cache_key in repr(manager)
+
+
+# -- single flight --------------------------------------------------------------------------------
+
+
+def test_100_threads_on_a_missing_token_fetch_once(forge_stress: Stress) -> None:
+    """100 threads that all find no token produce exactly one fetch per round, and share it."""
+    provider = FakeTokenProvider(latency=0.002)
+    manager = TokenManager(provider)
+    fetches_before: list[int] = []
+
+    def before_round(_: int) -> None:
+        manager.invalidate()
+        fetches_before.append(provider.fetch_count)
+
+    report = forge_stress(manager.get_token, threads=100, rounds=10, before_round=before_round)
+    report.assert_no_errors()
+    assert provider.fetch_count == 10
+    for round_ in report.rounds:
+        assert len({getattr(o.result, "access_token", None) for o in round_.outcomes}) == 1
+
+
+def test_100_threads_on_an_expired_token_fetch_once(
+    forge_clock: FakeClock, forge_stress: Stress
+) -> None:
+    """Crossing the expiry on the clock makes exactly one thread of 100 fetch, every round."""
+    provider = FakeTokenProvider(lifetime=600, latency=0.002)
+    manager = TokenManager(provider)
+    manager.get_token()
+
+    report = forge_stress(
+        manager.get_token, threads=100, rounds=10, before_round=lambda _: forge_clock.advance(600)
+    )
+    report.assert_no_errors()
+    assert provider.fetch_count == 11
+    assert len({getattr(o.result, "access_token", None) for o in report.outcomes}) == 10
+
+
+def test_managers_sharing_a_storage_and_key_fetch_once(forge_stress: Stress) -> None:
+    """Single flight is per cache key: two managers on one storage still fetch once."""
+    provider = FakeTokenProvider(latency=0.002)
+    storage = InMemoryTokenStorage()
+    managers = [TokenManager(provider, storage), TokenManager(provider, storage)]
+    turn = iter(range(10**6))
+
+    def call() -> TokenData:
+        return managers[next(turn) % 2].get_token()
+
+    report = forge_stress(
+        call, threads=40, rounds=10, before_round=lambda _: storage.delete(managers[0].cache_key)
+    )
+    report.assert_no_errors()
+    assert provider.fetch_count == 10
+
+
+def test_waiters_get_the_leaders_token_without_fetching(
+    forge_token_provider: FakeTokenProvider,
+) -> None:
+    """While the leader is inside the fetch, other callers wait and then get its token."""
+    manager = TokenManager(forge_token_provider)
+    forge_token_provider.pause()
+    leader, leader_out = _in_thread(manager.get_token)
+    assert forge_token_provider.wait_until_called(1)
+    waiters = [_in_thread(manager.get_token) for _ in range(20)]
+    forge_token_provider.resume()
+    leader.join(10)
+    for thread, _ in waiters:
+        thread.join(10)
+    assert forge_token_provider.fetch_count == 1
+    assert {out[0] for _, out in waiters} == {leader_out[0]}
+
+
+# -- leeway and the refresh window ---------------------------------------------------------------
+
+
+def test_leeway_makes_a_token_stale_before_expiry(forge_clock: FakeClock) -> None:
+    """A one-hour token is replaced 30 s (the default leeway) before it expires."""
+    provider = FakeTokenProvider(lifetime=3600)
+    manager = TokenManager(provider, refresh_window=0)
+    manager.get_token()
+    forge_clock.advance(3600 - 30 - 0.001)
+    assert manager.get_token().access_token == "fake-access-1"
+    forge_clock.advance(0.001)
+    assert manager.get_token().access_token == "fake-access-2"
+
+
+def test_leeway_is_capped_for_short_lived_tokens(forge_clock: FakeClock) -> None:
+    """A 20-second token is not expired on arrival: its leeway is 10% of its life (2 s)."""
+    provider = FakeTokenProvider(lifetime=20)
+    manager = TokenManager(provider, refresh_window=0)
+    assert manager.get_token().access_token == "fake-access-1"
+    forge_clock.advance(17.9)
+    assert manager.get_token().access_token == "fake-access-1"
+    forge_clock.advance(0.1)
+    assert manager.get_token().access_token == "fake-access-2"
+    assert provider.fetch_count == 2
+
+
+def test_token_without_expiry_is_never_refreshed(forge_clock: FakeClock) -> None:
+    """A token with no expires_at stays in use however far the clock moves."""
+    provider = FakeTokenProvider(lifetime=None)
+    manager = TokenManager(provider)
+    manager.get_token()
+    forge_clock.advance(10**7)
+    manager.get_token()
+    assert provider.fetch_count == 1
+
+
+def test_refresh_window_refreshes_ahead_while_others_keep_the_valid_token(
+    forge_clock: FakeClock,
+) -> None:
+    """Inside the window one caller refreshes; the others get the old token without waiting."""
+    provider = FakeTokenProvider(lifetime=3600)
+    manager = TokenManager(provider, refresh_window=300)
+    old = manager.get_token()
+    forge_clock.advance(3600 - 299)
+    provider.pause()
+    leader, leader_out = _in_thread(manager.get_token)
+    assert provider.wait_until_called(2)
+    # The leader is held inside the fetch: everyone else is served at once, in this thread too.
+    assert [manager.get_token() for _ in range(5)] == [old] * 5
+    provider.resume()
+    leader.join(10)
+    assert leader_out[0].access_token == "fake-access-2"
+    assert manager.get_token() == leader_out[0]
+    assert provider.fetch_count == 2
+
+
+def test_refresh_window_is_capped_for_short_lived_tokens(forge_clock: FakeClock) -> None:
+    """A 60-second token is refreshed ahead only in its last half, not for its whole life."""
+    provider = FakeTokenProvider(lifetime=60)
+    manager = TokenManager(provider)
+    manager.get_token()
+    forge_clock.advance(29.9)
+    manager.get_token()
+    assert provider.fetch_count == 1
+    forge_clock.advance(0.1)
+    manager.get_token()
+    assert provider.fetch_count == 2
+
+
+def test_clock_argument_overrides_the_default() -> None:
+    """A manager given clock= reads only that clock for expiry."""
+    clock = FakeClock()
+    provider = FakeTokenProvider(lifetime=100, clock=clock)
+    manager = TokenManager(provider, clock=clock, refresh_window=0)
+    manager.get_token()
+    clock.advance(95)
+    manager.get_token()
+    assert provider.fetch_count == 2
+
+
+# -- refresh tokens ------------------------------------------------------------------------------
+
+
+def test_refresh_token_is_used_when_present(forge_clock: FakeClock) -> None:
+    """An expired token with a refresh token is renewed with refresh_token(), not fetch_token()."""
+    provider = FakeTokenProvider(lifetime=600, refresh_tokens=True)
+    manager = TokenManager(provider)
+    manager.get_token()
+    forge_clock.advance(600)
+    manager.get_token()
+    assert (provider.fetch_count, provider.refresh_count) == (1, 1)
+
+
+def test_rejected_refresh_token_falls_back_to_a_fetch(forge_clock: FakeClock) -> None:
+    """invalid_grant on the refresh (the refresh token expired) leads to a plain fetch."""
+    provider = FakeTokenProvider(lifetime=600, refresh_tokens=True)
+    manager = TokenManager(provider)
+    manager.get_token()
+    forge_clock.advance(600)
+    provider.fail_next(TokenEndpointError("refused", error="invalid_grant", status_code=400))
+    token = manager.get_token()
+    assert (provider.fetch_count, provider.refresh_count) == (2, 1)
+    assert token.access_token == "fake-access-3"
+
+
+def test_refresh_keeps_the_old_refresh_token_if_none_is_returned(forge_clock: FakeClock) -> None:
+    """RFC 6749 section 6: a refresh response without refresh_token keeps the old one usable."""
+
+    class Provider(TokenProviderInterface):
+        def fetch_token(self) -> TokenData:
+            return TokenData(access_token="a1", refresh_token="r1", expires_at=_in(forge_clock, 60))
+
+        def refresh_token(self, current: TokenData) -> TokenData:
+            assert current.refresh_token == "r1"
+            return TokenData(access_token="a2", expires_at=_in(forge_clock, 60))
+
+    manager = TokenManager(Provider())
+    manager.get_token()
+    forge_clock.advance(60)
+    token = manager.get_token()
+    assert (token.access_token, token.refresh_token) == ("a2", "r1")
+
+
+def _in(clock: FakeClock, seconds: float) -> Any:
+    return clock.now() + timedelta(seconds=seconds)
+
+
+# -- compare-and-refresh -------------------------------------------------------------------------
+
+
+def test_refresh_of_the_stored_token_fetches(forge_token_provider: FakeTokenProvider) -> None:
+    """refresh(rejected) replaces the token when it is still the stored one."""
+    manager = TokenManager(forge_token_provider)
+    first = manager.get_token()
+    assert manager.refresh(first).access_token == "fake-access-2"
+    assert manager.refresh("fake-access-2").access_token == "fake-access-3"
+
+
+def test_refresh_of_an_old_token_does_not_fetch(forge_token_provider: FakeTokenProvider) -> None:
+    """refresh(rejected) is a no-op returning the current token once it was already replaced."""
+    manager = TokenManager(forge_token_provider)
+    first = manager.get_token()
+    second = manager.refresh(first)
+    assert manager.refresh(first) is second
+    assert forge_token_provider.call_count == 2
+
+
+def test_refresh_without_argument_always_fetches(forge_token_provider: FakeTokenProvider) -> None:
+    """refresh() with nothing rejected forces a new token."""
+    manager = TokenManager(forge_token_provider)
+    manager.get_token()
+    manager.refresh()
+    manager.refresh()
+    assert forge_token_provider.fetch_count == 3
+
+
+def test_50_simultaneous_401s_cause_one_refresh(forge_stress: Stress) -> None:
+    """Fifty threads reporting the same rejected token trigger exactly one refresh per round."""
+    provider = FakeTokenProvider(latency=0.002)
+    manager = TokenManager(provider)
+    rejected: list[TokenData] = []
+
+    def before_round(_: int) -> None:
+        rejected[:] = [manager.get_token()]
+
+    report = forge_stress(
+        lambda: manager.refresh(rejected[0]), threads=50, rounds=10, before_round=before_round
+    )
+    report.assert_no_errors()
+    assert provider.fetch_count == 11  # the first fetch, then one refresh per round
+    for round_ in report.rounds:
+        assert len({getattr(o.result, "access_token", None) for o in round_.outcomes}) == 1
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+def test_waiters_get_the_leaders_error_and_nothing_is_stored(
+    forge_token_provider: FakeTokenProvider,
+) -> None:
+    """A failed fetch raises its error in every waiting caller, once, and caches nothing."""
+    manager = TokenManager(forge_token_provider)
+    error = TokenEndpointError("endpoint down", status_code=503, transient=True)
+    forge_token_provider.fail_next(error)
+    forge_token_provider.pause()
+    leader, leader_out = _in_thread(manager.get_token)
+    assert forge_token_provider.wait_until_called(1)
+    waiters = [_in_thread(manager.get_token) for _ in range(20)]
+    forge_token_provider.resume()
+    for thread, _ in [(leader, leader_out), *waiters]:
+        thread.join(10)
+    assert forge_token_provider.call_count == 1
+    assert all(out == [error] for _, out in [(leader, leader_out), *waiters])
+    assert not manager.storage.exists(manager.cache_key)
+
+
+def test_failure_in_the_refresh_window_serves_the_old_token(
+    forge_clock: FakeClock,
+    forge_token_provider: FakeTokenProvider,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A failed proactive refresh is logged (without the token) and the valid token is served."""
+    manager = TokenManager(forge_token_provider)
+    old = manager.get_token()
+    forge_clock.advance(3600 - 100)
+    forge_token_provider.fail_next(TokenEndpointError("down", transient=True))
+    with caplog.at_level(logging.WARNING, logger="requestforge.tokens"):
+        assert manager.get_token() is old
+    assert "failed" in caplog.text
+    assert old.access_token not in caplog.text
+    assert manager.storage.get(manager.cache_key) is old
+
+
+def test_failure_past_the_leeway_serves_the_old_token_until_expiry(
+    forge_clock: FakeClock, forge_token_provider: FakeTokenProvider
+) -> None:
+    """Inside the leeway a failed fetch serves the unexpired token; after expiry it raises."""
+    manager = TokenManager(forge_token_provider)
+    old = manager.get_token()
+    forge_clock.advance(3600 - 10)
+    forge_token_provider.fail_always(TokenEndpointError("down", transient=True))
+    assert manager.get_token() is old
+    forge_clock.advance(10)
+    with pytest.raises(TokenEndpointError, match="down"):
+        manager.get_token()
+
+
+def test_repeated_failures_are_spaced(
+    forge_clock: FakeClock, forge_token_provider: FakeTokenProvider
+) -> None:
+    """After a failure callers get the error without a fetch until a doubling backoff passes."""
+    manager = TokenManager(forge_token_provider)
+    forge_token_provider.fail_always(TokenEndpointError("down", transient=True))
+    calls = []
+    for backoff in (1.0, 2.0, 4.0, 8.0):
+        with pytest.raises(TokenEndpointError):
+            manager.get_token()
+        calls.append(forge_token_provider.call_count)
+        for _ in range(5):  # within the backoff: no new fetch
+            with pytest.raises(TokenEndpointError):
+                manager.get_token()
+        forge_clock.advance(backoff - 0.01)
+        with pytest.raises(TokenEndpointError):
+            manager.get_token()
+        assert forge_token_provider.call_count == calls[-1]
+        forge_clock.advance(0.01)
+    assert calls == [1, 2, 3, 4]
+    forge_token_provider.fail_always(None)
+    assert manager.get_token().access_token == "fake-access-5"
+
+
+def test_backoff_is_capped(forge_clock: FakeClock, forge_token_provider: FakeTokenProvider) -> None:
+    """The spacing between attempts stops growing at MAX_FAILURE_BACKOFF."""
+    manager = TokenManager(forge_token_provider)
+    forge_token_provider.fail_always(TokenEndpointError("down"))
+    for _ in range(12):
+        with pytest.raises(TokenEndpointError):
+            manager.get_token()
+        forge_clock.advance(TokenManager.MAX_FAILURE_BACKOFF)
+    assert forge_token_provider.call_count == 12
+
+
+def test_invalidate_clears_the_backoff(forge_token_provider: FakeTokenProvider) -> None:
+    """invalidate() lets the next caller try again at once."""
+    manager = TokenManager(forge_token_provider)
+    forge_token_provider.fail_next(TokenEndpointError("down"))
+    with pytest.raises(TokenEndpointError):
+        manager.get_token()
+    manager.invalidate()
+    assert manager.get_token().access_token == "fake-access-2"
+
+
+def test_waiting_too_long_for_a_fetch_is_an_error(forge_token_provider: FakeTokenProvider) -> None:
+    """A caller waiting past wait_timeout for another caller's fetch gets a TokenError."""
+    manager = TokenManager(forge_token_provider, wait_timeout=0.05)
+    forge_token_provider.pause()
+    leader, _ = _in_thread(manager.get_token)
+    assert forge_token_provider.wait_until_called(1)
+    with pytest.raises(TokenError, match="timed out"):
+        manager.get_token()
+    forge_token_provider.resume()
+    leader.join(10)
+
+
+def test_storage_lock_timeout_surfaces(forge_token_provider: FakeTokenProvider) -> None:
+    """When another holder keeps the storage's refresh lock, the fetch fails with its error."""
+    storage = InMemoryTokenStorage()
+    manager = TokenManager(forge_token_provider, storage, wait_timeout=0.05)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with storage.refresh_lock(manager.cache_key, timeout=1):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    with pytest.raises(TokenError, match="refresh lock"):
+        manager.get_token()
+    release.set()
+    holder.join(10)
+    assert forge_token_provider.call_count == 0
+
+
+def test_custom_storage_works_without_overriding_the_lock(
+    forge_token_provider: FakeTokenProvider,
+) -> None:
+    """A storage implementing only get/set/delete gets the in-process refresh lock for free."""
+
+    class DictStorage(TokenStorageInterface):
+        def __init__(self) -> None:
+            self.data: dict[str, TokenData] = {}
+
+        def get(self, key: str) -> TokenData | None:
+            return self.data.get(key)
+
+        def set(self, key: str, token: TokenData) -> None:
+            self.data[key] = token
+
+        def delete(self, key: str) -> None:
+            self.data.pop(key, None)
+
+    storage = DictStorage()
+    manager = TokenManager(forge_token_provider, storage)
+    token = manager.get_token()
+    assert storage.data[manager.cache_key] == token

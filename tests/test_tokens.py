@@ -1,0 +1,231 @@
+"""Tests for requestforge._tokens: TokenData and RFC 6749 token responses."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from requestforge import RequestForgeError, TokenData, TokenResponseError
+from requestforge_testing import FakeClock
+
+# -- construction ---------------------------------------------------------------------------
+
+
+def test_only_an_access_token_is_required() -> None:
+    """The seeds' TokenData(access_token=...) is a Bearer token that never expires."""
+    token = TokenData(access_token="abc")
+    assert token.token_type == "Bearer"
+    assert token.expires_at is None
+    assert not token.is_expired
+    assert token.expires_in() is None
+
+
+def test_token_is_immutable() -> None:
+    """A token is shared between threads, so it cannot be changed in place."""
+    token = TokenData(access_token="abc")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        token.access_token = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("value", ["", "has space", "line\nbreak", "tab\t", 42, None])
+def test_access_token_must_be_a_header_safe_string(value: Any) -> None:
+    """An empty, non-string or whitespace-carrying token is rejected before it reaches a header."""
+    with pytest.raises(TokenResponseError, match="access_token"):
+        TokenData(access_token=value)
+
+
+def test_naive_expiry_is_rejected() -> None:
+    """A naive datetime would compare against UTC ambiguously, so it is refused."""
+    with pytest.raises(TokenResponseError, match="timezone-aware"):
+        TokenData(access_token="abc", expires_at=datetime(2030, 1, 1))
+
+
+def test_expiry_is_normalised_to_utc() -> None:
+    """An aware datetime in another zone is stored as the same instant in UTC."""
+    cet = timezone(timedelta(hours=1))
+    token = TokenData(access_token="abc", expires_at=datetime(2030, 1, 1, 1, tzinfo=cet))
+    assert token.expires_at == datetime(2030, 1, 1, tzinfo=timezone.utc)
+    assert token.expires_at is not None
+    assert token.expires_at.tzinfo == timezone.utc
+
+
+def test_repr_hides_both_tokens() -> None:
+    """Neither the access token nor the refresh token appears in the repr."""
+    token = TokenData(access_token="s3cr3t-access", refresh_token="s3cr3t-refresh", scope="read")
+    text = repr(token)
+    assert "s3cr3t" not in text
+    assert "scope='read'" in text
+    assert str(token) == text
+
+
+def test_issued_at_does_not_affect_equality() -> None:
+    """Two records of the same token compare equal however they learned when it was issued."""
+    when = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    assert TokenData(access_token="a", issued_at=when) == TokenData(access_token="a")
+
+
+# -- expiry ----------------------------------------------------------------------------------
+
+
+def test_is_expired_reads_the_default_clock(forge_clock: FakeClock) -> None:
+    """is_expired flips exactly at expires_at on the installed clock, in any thread."""
+    token = TokenData(access_token="a", expires_at=forge_clock.now() + timedelta(seconds=60))
+    forge_clock.advance(59.999)
+    assert not token.is_expired
+    forge_clock.advance(0.001)
+    assert token.is_expired
+
+
+def test_expires_in_and_lifetime(forge_clock: FakeClock) -> None:
+    """expires_in counts down on the clock; lifetime is fixed from issue to expiry."""
+    now = forge_clock.now()
+    token = TokenData(access_token="a", issued_at=now, expires_at=now + timedelta(seconds=90))
+    forge_clock.advance(30)
+    assert token.expires_in() == pytest.approx(60)
+    assert token.lifetime == pytest.approx(90)
+    other = FakeClock(start=now + timedelta(seconds=100))
+    assert token.expires_in(clock=other) == pytest.approx(-10)
+
+
+@pytest.mark.parametrize(
+    ("token_type", "header"),
+    [
+        ("bearer", "Bearer abc"),
+        ("Bearer", "Bearer abc"),
+        ("BEARER", "Bearer abc"),
+        ("Mac", "MAC abc"),
+    ],
+)
+def test_authorization_header_uses_canonical_scheme(token_type: str, header: str) -> None:
+    """A lower-case 'bearer' from the server is sent as 'Bearer', which strict APIs require."""
+    assert TokenData(access_token="abc", token_type=token_type).authorization_header == header
+
+
+# -- from_response ----------------------------------------------------------------------------
+
+
+def test_from_response_parses_rfc6749(forge_clock: FakeClock) -> None:
+    """A full RFC 6749 response becomes a token expiring expires_in seconds from now."""
+    token = TokenData.from_response(
+        {
+            "access_token": "abc",
+            "token_type": "bearer",
+            "expires_in": 3600,
+            "refresh_token": "r1",
+            "scope": "read write",
+        }
+    )
+    assert token.access_token == "abc"
+    assert token.refresh_token == "r1"
+    assert token.scope == "read write"
+    assert token.issued_at == forge_clock.now()
+    assert token.expires_at == forge_clock.now() + timedelta(seconds=3600)
+    assert token.authorization_header == "Bearer abc"
+
+
+@pytest.mark.parametrize("expires_in", ["3600", " 3600 ", 3600.0, "3600.0"])
+def test_from_response_accepts_numeric_strings(forge_clock: FakeClock, expires_in: object) -> None:
+    """expires_in may arrive as a string or a float, as several providers send it."""
+    token = TokenData.from_response({"access_token": "abc", "expires_in": expires_in})
+    assert token.expires_in() == pytest.approx(3600)
+
+
+def test_from_response_without_expires_in_never_expires() -> None:
+    """RFC 6749 makes expires_in optional; without it the token has no expiry of its own."""
+    assert TokenData.from_response({"access_token": "abc"}).expires_at is None
+
+
+def test_from_response_joins_a_scope_list() -> None:
+    """A JSON array of scopes (a common deviation) is joined into RFC 6749's string form."""
+    assert TokenData.from_response({"access_token": "a", "scope": ["x", "y"]}).scope == "x y"
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ([], "JSON object"),
+        ("access_token=abc", "JSON object"),
+        (None, "JSON object"),
+        ({}, "access_token"),
+        ({"access_token": ""}, "access_token"),
+        ({"access_token": 5}, "access_token"),
+        ({"access_token": "a", "expires_in": "soon"}, "expires_in"),
+        ({"access_token": "a", "expires_in": -1}, "expires_in"),
+        ({"access_token": "a", "expires_in": True}, "expires_in"),
+        ({"access_token": "a", "expires_in": "nan"}, "expires_in"),
+        ({"access_token": "a", "expires_in": [60]}, "expires_in"),
+        ({"access_token": "a", "token_type": ""}, "token_type"),
+        ({"access_token": "a", "refresh_token": 7}, "refresh_token"),
+        ({"access_token": "a", "scope": {"x": 1}}, "scope"),
+    ],
+)
+def test_from_response_rejects_malformed_responses(data: object, problem: str) -> None:
+    """Each malformed response raises a TokenResponseError naming what is wrong."""
+    with pytest.raises(TokenResponseError, match=problem) as excinfo:
+        TokenData.from_response(data)
+    assert isinstance(excinfo.value, RequestForgeError)
+    assert isinstance(excinfo.value, ValueError)
+
+
+def test_from_response_error_never_quotes_the_token() -> None:
+    """An error about a token response does not echo the secret it carried."""
+    with pytest.raises(TokenResponseError) as excinfo:
+        TokenData.from_response({"access_token": "s3cr3t value", "expires_in": 60})
+    assert "s3cr3t" not in str(excinfo.value)
+
+
+_token_text = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=64
+).map(lambda text: f"sEcReT{text}")
+
+
+@given(
+    access_token=_token_text,
+    expires_in=st.one_of(
+        st.none(),
+        st.integers(min_value=0, max_value=10**8),
+        st.integers(min_value=0, max_value=10**8).map(str),
+    ),
+    refresh_token=st.one_of(st.none(), _token_text),
+    extra=st.dictionaries(st.sampled_from(["id_token", "foo", "ext_expires_in"]), st.integers()),
+)
+def test_from_response_round_trips_valid_responses(
+    access_token: str,
+    expires_in: int | str | None,
+    refresh_token: str | None,
+    extra: dict[str, int],
+) -> None:
+    """Any valid response parses to the same access token, refresh token and lifetime."""
+    data: dict[str, object] = {"access_token": access_token, **extra}
+    if expires_in is not None:
+        data["expires_in"] = expires_in
+    if refresh_token is not None:
+        data["refresh_token"] = refresh_token
+    clock = FakeClock()
+    token = TokenData.from_response(data, clock=clock)
+    assert token.access_token == access_token
+    assert token.refresh_token == refresh_token
+    if expires_in is None:
+        assert token.expires_at is None
+    else:
+        assert token.lifetime == pytest.approx(float(expires_in))
+    assert access_token not in repr(token)
+
+
+@given(
+    st.one_of(
+        st.lists(st.integers()),
+        st.text(),
+        st.integers(),
+        st.dictionaries(st.sampled_from(["token", "expires_in", "scope"]), st.text()),
+    )
+)
+def test_from_response_rejects_anything_without_an_access_token(data: object) -> None:
+    """Whatever the shape, a body without an access_token string is a TokenResponseError."""
+    with pytest.raises(TokenResponseError):
+        TokenData.from_response(data)
