@@ -1,8 +1,10 @@
 """The README's first command: a local API driven by one HttpClient from many threads.
 
 Starts requestforge_testing's loopback API server, sends requests from many threads through
-one shared client with retries and hooks, then trips and heals a circuit breaker, and prints
-what the server and the client saw. Runs in a few seconds with no network but loopback.
+one shared client with retries and hooks, then trips and heals a circuit breaker. Then it
+starts the local OAuth2 server and calls its protected API from many threads with token auth:
+one token fetch for all of them, and one refresh when the server revokes the token. It prints
+what the servers and the client saw. Runs in a few seconds with no network but loopback.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import Counter
 from requestforge import (
     CircuitBreakerRetryStrategy,
     CircuitOpenError,
+    ClientCredentialsTokenProvider,
     CorrelationIdHook,
     ErrorHookInterface,
     ExponentialBackoffRetryStrategy,
@@ -24,8 +27,9 @@ from requestforge import (
     RateLimitResponseHook,
     RequestContext,
     SimpleRetryStrategy,
+    TokenManager,
 )
-from requestforge_testing import ApiServer, RecordedRequest, Reply
+from requestforge_testing import ApiServer, OAuthServer, RecordedRequest, Reply
 
 
 class CountingErrorHook(ErrorHookInterface):
@@ -138,6 +142,52 @@ def run_breaker(server: ApiServer) -> None:
     print(f"  server received:    {len(server.requests_to('/fragile'))} requests to /fragile")
 
 
+def run_tokens(threads: int, per_thread: int) -> None:
+    """Many threads, one token: the OAuth server counts how often its token endpoint is hit."""
+    with OAuthServer() as oauth:
+        oauth.latency = 0.05  # a slow token endpoint: a wide window for a stampede
+        provider = ClientCredentialsTokenProvider(
+            oauth.token_url, "forge-client", "forge-secret", scope="read"
+        )
+        manager = TokenManager(provider)
+        config = HttpClientConfigBuilder().with_token_auth(token_manager=manager).build()
+        statuses: Counter[int] = Counter()
+        lock = threading.Lock()
+
+        def burst() -> None:
+            barrier = threading.Barrier(threads)
+
+            def worker(n: int) -> None:
+                barrier.wait()
+                for i in range(per_thread):
+                    status = client.get(f"{oauth.api_url}/orders/{n}-{i}").status_code
+                    with lock:
+                        statuses[status] += 1
+
+            pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+
+        with HttpClient(config) as client:
+            print(f"OAuth2 server on {oauth.url}; {threads} threads start together, no token yet")
+            burst()
+            first_fetches, first_calls = oauth.fetch_count, len(oauth.api_requests)
+            print(f"  API calls:          {first_calls}, statuses {dict(statuses)}")
+            print(f"  token fetches:      {first_fetches} (the other threads waited for it)")
+            oauth.revoke_all()
+            statuses.clear()
+            burst()
+            rejected = len(oauth.api_requests) - first_calls - threads * per_thread
+            print("after the server revoked the token:")
+            print(f"  API calls:          statuses {dict(statuses)}, {rejected} got a 401 first")
+            refreshes = oauth.fetch_count - first_fetches
+            print(f"  token fetches:      {refreshes} (compare-and-refresh)")
+            print(f"  secret in repr:     {'forge-secret' in repr(provider)}")
+        provider.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=16)
@@ -149,6 +199,8 @@ def main() -> None:
         run_threads(server, args.threads, args.requests)
         print()
         run_breaker(server)
+    print()
+    run_tokens(args.threads, args.requests)
 
 
 if __name__ == "__main__":

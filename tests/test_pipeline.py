@@ -630,8 +630,9 @@ def test_concurrent_forced_executions_share_each_fetch(
     pipeline = TokenFetchPipeline([a, b, c], storage)
     pipeline.execute()
     key_a = pipeline.cache_key("A")
+    warm_up = storage.arrivals(key_a)  # the first execute() took A's lock too
     a.pause()
-    controller = ReleaseAfter(lambda: storage.wait_for_arrivals(key_a, THREADS), a.resume)
+    controller = ReleaseAfter(lambda: storage.wait_for_arrivals(key_a, warm_up + THREADS), a.resume)
     report = forge_stress(lambda: pipeline.execute(force_refresh=True), threads=THREADS)
     controller.join()
     report.assert_no_errors()

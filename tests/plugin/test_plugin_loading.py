@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -126,17 +127,14 @@ def test_loading_the_plugin_registers_no_autouse_fixture(
 
 
 def test_fixtures_are_listed_by_pytest(pytester: pytest.Pytester, run_inner: RunInner) -> None:
-    """pytest --fixtures lists all four forge fixtures, so the plugin module registered them."""
+    """pytest --fixtures lists every forge fixture, so the plugin module registered them all."""
     pytester.makepyfile("def test_nothing(): pass")
     result = run_inner("--fixtures")
     assert result.ret == 0
-    for name in (
-        "forge_api_server",
-        "forge_api_server_session",
-        "forge_clock",
-        "forge_responses",
-    ):
-        result.stdout.fnmatch_lines([f"{name}*"])
+    names = {name.removesuffix("_fixture") for name in requestforge_testing.plugin.__all__}
+    assert {"forge_oauth_server", "forge_stress", "forge_token_provider_factory"} <= names
+    for name in sorted(names):
+        result.stdout.fnmatch_lines([f"{name} *"])
 
 
 def test_forge_responses_mocks_requests_and_insists_calls_happen(
@@ -204,3 +202,14 @@ def test_installed_entry_point_loads_the_plugin(pytester: pytest.Pytester) -> No
     # Blocking hypothesis's plugin only saves the seconds its re-import costs every inner run.
     result = pytester.runpytest("-p", "no:hypothesispytest", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_readme_plugin_example_passes(pytester: pytest.Pytester, run_inner: RunInner) -> None:
+    """The README's example test file runs as printed and every test in it passes."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    examples = [block for block in blocks if "def test_" in block]
+    assert len(examples) == 1
+    pytester.makepyfile(test_readme=examples[0])
+    result = run_inner()
+    result.assert_outcomes(passed=examples[0].count("def test_"))
