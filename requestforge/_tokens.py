@@ -6,6 +6,7 @@ threads and compared by identity. Its repr never shows the access or refresh tok
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -153,3 +154,68 @@ def _parse_scope(value: Any) -> str | None:
     if isinstance(value, list | tuple) and all(isinstance(s, str) for s in value):
         return " ".join(value)  # some servers send a JSON array instead of RFC 6749's string
     raise TokenResponseError("scope must be a string or a list of strings")
+
+
+#: Bumped when the stored layout changes; a storage treats any other version as a miss.
+STORAGE_FORMAT_VERSION = 1
+
+
+def encode_token(token: TokenData) -> bytes:
+    """The token as versioned JSON, for storages shared between processes.
+
+    Explicit fields instead of pickle: a shared cache is written by other processes (and
+    other versions of this library), and unpickling what they wrote would run their code.
+    """
+    return json.dumps(
+        {
+            "v": STORAGE_FORMAT_VERSION,
+            "access_token": token.access_token,
+            "token_type": token.token_type,
+            "expires_at": _iso(token.expires_at),
+            "refresh_token": token.refresh_token,
+            "scope": token.scope,
+            "issued_at": _iso(token.issued_at),
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_token(raw: bytes | str) -> TokenData:
+    """Read what :func:`encode_token` wrote; anything else raises ``ValueError``.
+
+    The message describes the problem and never quotes the value, which may hold a token.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("stored token is not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("stored token is not a JSON object")
+    if data.get("v") != STORAGE_FORMAT_VERSION:
+        raise ValueError(f"stored token has format version {data.get('v')!r}, not 1")
+    try:
+        return TokenData(
+            access_token=data["access_token"],
+            token_type=data["token_type"],
+            expires_at=_from_iso(data.get("expires_at")),
+            refresh_token=data.get("refresh_token"),
+            scope=data.get("scope"),
+            issued_at=_from_iso(data.get("issued_at")),
+        )
+    except KeyError as exc:
+        raise ValueError(f"stored token has no {exc.args[0]!r} field") from None
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+def _from_iso(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("stored token has a non-string timestamp")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("stored token has a malformed timestamp") from None

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from requestforge import RequestForgeError, TokenData, TokenResponseError
+from requestforge._tokens import decode_token, encode_token
 from requestforge_testing import FakeClock
 
 # -- construction ---------------------------------------------------------------------------
@@ -229,3 +230,52 @@ def test_from_response_rejects_anything_without_an_access_token(data: object) ->
     """Whatever the shape, a body without an access_token string is a TokenResponseError."""
     with pytest.raises(TokenResponseError):
         TokenData.from_response(data)
+
+
+# -- the storage format -------------------------------------------------------------------------
+
+
+@given(
+    access_token=_token_text,
+    refresh_token=st.one_of(st.none(), _token_text),
+    scope=st.one_of(st.none(), st.text(max_size=20)),
+    lifetime=st.one_of(st.none(), st.floats(min_value=0, max_value=10**7)),
+)
+def test_encoded_token_round_trips(
+    access_token: str, refresh_token: str | None, scope: str | None, lifetime: float | None
+) -> None:
+    """decode_token(encode_token(t)) gives back every field, issued_at included."""
+    now = FakeClock().now()
+    token = TokenData(
+        access_token=access_token,
+        refresh_token=refresh_token,
+        scope=scope,
+        issued_at=now,
+        expires_at=None if lifetime is None else now + timedelta(seconds=lifetime),
+    )
+    decoded = decode_token(encode_token(token))
+    assert decoded == token
+    assert decoded.issued_at == token.issued_at
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff\xfe",
+        b"not json",
+        b"[1, 2]",
+        b'{"v": 2, "access_token": "a", "token_type": "Bearer"}',
+        b'{"access_token": "a", "token_type": "Bearer"}',
+        b'{"v": 1, "token_type": "Bearer"}',
+        b'{"v": 1, "access_token": "a", "token_type": "Bearer", "expires_at": "soon"}',
+        b'{"v": 1, "access_token": "a", "token_type": "Bearer", "expires_at": 5}',
+        b'{"v": 1, "access_token": "a b", "token_type": "Bearer"}',
+        b"\x80\x04\x95pickled",
+    ],
+)
+def test_decode_rejects_anything_foreign_without_quoting_it(raw: bytes) -> None:
+    """A corrupt, foreign or other-version value is a ValueError that does not echo the value."""
+    with pytest.raises(ValueError, match=r"token|expires_at") as excinfo:
+        decode_token(raw)
+    assert "pickled" not in str(excinfo.value)
+    assert "a b" not in str(excinfo.value)
