@@ -61,6 +61,8 @@ if find_spec("pytest") is not None:
         forge_responses,
         forge_token_provider,
         forge_token_provider_factory,
+        pytest_addoption,
+        pytest_configure,
     )
     from requestforge_testing.plugin import (  # noqa: F401 - pytest registers it as "forge_stress"
         forge_stress_fixture as _forge_stress_fixture,

@@ -7,7 +7,7 @@ the tests that ask for it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import pytest
 
@@ -19,6 +19,33 @@ from requestforge_testing._stress import StressRunner, forge_stress
 
 if TYPE_CHECKING:
     import responses
+
+#: The markers this plugin registers (so ``--strict-markers`` accepts them).
+MARKERS: Final = (
+    "forge_cassette(path=None, *, record_mode=None): replay (or record) the test's HTTP "
+    "traffic from a vcrpy cassette with secrets scrubbed; see the forge_cassette fixture.",
+    "forge_stress(threads=8, rounds=1, switch_interval=1e-06): run the test body itself "
+    "from that many threads released together, for that many rounds.",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Options and ini settings of the plugin."""
+    group = parser.getgroup("requestforge", "requestforge_testing")
+    group.addoption(
+        "--forge-record-mode",
+        action="store",
+        default=None,
+        choices=("none", "once", "new_episodes", "all"),
+        help="vcrpy record mode for forge cassettes (default: none under CI, else once).",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers; nothing else happens at load time."""
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+
 
 __all__ = [
     "forge_api_server",
