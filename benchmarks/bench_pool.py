@@ -1,7 +1,8 @@
 """Pool throughput: ``HttpClient.map`` and ``requestforge.map`` against toolbelt's threaded map.
 
 All three send the same GET requests to the same loopback ``ApiServer`` with the same number
-of threads, and each makes fresh per-thread sessions on every call, as toolbelt does. The
+of threads, and each makes fresh per-thread sessions on every call, as toolbelt does (ours
+read the environment once per host, toolbelt's stock sessions on every request). The
 server runs in a child process so its threads do not compete with the clients for this
 process's GIL. The contenders take turns within every round (in a rotating order) so drift
 in the machine affects all of them alike. The table shows each contender's median round, in

@@ -45,7 +45,7 @@ from requestforge._models import (
     merge_headers,
 )
 from requestforge._redact import redact_url
-from requestforge._transport import send_once
+from requestforge._transport import CachedEnvironmentSession, send_once
 
 if TYPE_CHECKING:
     from requestforge._pool import JobResult
@@ -70,6 +70,13 @@ class HttpClient:
     Each thread lazily gets its own ``requests.Session`` (connection pools are not shared
     between threads). Pass ``session=`` to use one session of your own for every thread
     instead; you are then responsible for its thread-safety and for closing it.
+
+    The sessions this client creates honour the environment exactly as a stock session does
+    (``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``ALL_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``
+    / ``CURL_CA_BUNDLE``, ``.netrc`` or ``$NETRC``), but read it once per host instead of
+    on every request: a change to the environment after a thread's session has talked to
+    a host is not seen by that session. A new client (or a new thread) sees it. Sessions
+    from ``session=`` or ``session_factory=`` are used exactly as given.
     """
 
     def __init__(
@@ -115,8 +122,9 @@ class HttpClient:
         return slot
 
     def _configured_session(self) -> requests.Session:
-        """A new session with this client's TLS setting and connection-pool sizes."""
-        session = requests.Session()
+        """A new session with this client's TLS setting and connection-pool sizes, which
+        reads the environment once per host (see the class docstring)."""
+        session = CachedEnvironmentSession()
         session.verify = self._config.verify_ssl
         for prefix in ("http://", "https://"):
             session.mount(
@@ -165,6 +173,10 @@ class HttpClient:
             verb = method if isinstance(method, HttpMethod) else HttpMethod(method.upper())
         except (ValueError, AttributeError):
             raise InvalidRequestError(f"unknown HTTP method {method!r}") from None
+        if self._closed:
+            raise ClientClosedError("this HttpClient has been closed")
+        # Resolved here, so send() finds an absolute URL and need not copy the request.
+        url = self._resolve(url)
         merged = merge_headers(self._config.default_headers, headers) if headers else None
         request = HttpRequest(
             verb, url, merged or self._config.default_headers, params or {}, json, data, timeout

@@ -157,6 +157,11 @@ class LoggingRequestHook(_LoggingHook, RequestHookInterface):
         return request
 
 
+def _new_correlation_id() -> str:
+    """The default correlation id: 32 random hex digits (a UUID4 without dashes)."""
+    return uuid4().hex
+
+
 class CorrelationIdHook(RequestHookInterface):
     """Gives each logical request a correlation id header, keeping one the caller already set.
 
@@ -167,12 +172,14 @@ class CorrelationIdHook(RequestHookInterface):
     def __init__(
         self,
         header_name: str = "X-Correlation-ID",
-        id_factory: Callable[[], str] = lambda: uuid4().hex,
+        id_factory: Callable[[], str] = _new_correlation_id,
     ) -> None:
         self._header_name = _valid_header_name(header_name, "header_name")
         if not callable(id_factory):
             raise ConfigurationError(f"id_factory must be callable, got {id_factory!r}")
         self._id_factory = id_factory
+        # Our own ids are hex digits, always a valid header value: only a caller's are checked.
+        self._check_ids = id_factory is not _new_correlation_id
 
     @property
     def header_name(self) -> str:
@@ -186,7 +193,7 @@ class CorrelationIdHook(RequestHookInterface):
             context.metadata["correlation_id"] = existing
             return request
         correlation_id = self._id_factory()
-        problem = _header_value_problem(correlation_id)
+        problem = _header_value_problem(correlation_id) if self._check_ids else None
         if problem is not None:
             raise InvalidRequestError(f"id_factory returned an invalid correlation id: {problem}")
         context.metadata["correlation_id"] = correlation_id
@@ -293,6 +300,16 @@ def _parse_reset(value: object, now: datetime) -> float | None:
     return number
 
 
+def _may_carry_rate_limit(headers: Mapping[str, str]) -> bool:
+    """Whether any header name mentions a rate limit or Retry-After: one scan of all the
+    names at C speed, instead of lower-casing each into a new dict on every response."""
+    try:
+        names = "\n".join(headers).lower()
+    except TypeError:  # a name that is not a string: let the careful path decide
+        return True
+    return "rate" in names or "retry-after" in names
+
+
 @dataclass(frozen=True, slots=True)
 class RateLimitInfo:
     """What a response said about the caller's rate limit; a field is None when not sent.
@@ -318,12 +335,12 @@ class RateLimitInfo:
         timestamp. ``now`` defaults to the library clock. Malformed values are ignored; this
         never raises.
         """
+        if not _may_carry_rate_limit(headers):
+            return None  # the common case: nothing to parse
         try:
             lowered = {str(k).lower(): v for k, v in headers.items()}
         except (AttributeError, TypeError):
             return None
-        if "retry-after" not in lowered and not any("rate" in k for k in lowered):
-            return None  # the common case: nothing to parse
         moment = _aware(now if now is not None else get_default_clock().now())
 
         def first(suffix: str, parse: Callable[[object], _T | None]) -> _T | None:
@@ -372,7 +389,7 @@ class RateLimitResponseHook(ResponseHookInterface):
 
     def after_response(self, response: HttpResponse, context: RequestContext) -> HttpResponse:
         """Record and report the response's rate-limit headers; return it unchanged."""
-        info = RateLimitInfo.from_headers(response.headers, get_default_clock().now())
+        info = RateLimitInfo.from_headers(response.headers)  # reads the clock only if needed
         if info is None:
             return response
         context.metadata["rate_limit"] = info

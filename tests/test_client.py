@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import pickle
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 import responses
 
+import requestforge._transport as transport_module
 from requestforge import (
     AuthHookInterface,
     CircuitBreakerRetryStrategy,
@@ -17,6 +21,7 @@ from requestforge import (
     ConnectTimeoutError,
     ErrorHookInterface,
     HttpClient,
+    HttpClientConfig,
     HttpClientConfigBuilder,
     HttpRequest,
     HttpResponse,
@@ -32,6 +37,7 @@ from requestforge import (
     SimpleRetryStrategy,
     TransportError,
 )
+from requestforge._transport import CachedEnvironmentSession
 from requestforge_testing import FakeClock
 
 BASE = "https://api.example.com/v1"
@@ -391,3 +397,157 @@ def test_shared_session_is_used_and_not_closed(forge_responses: responses.Reques
     client.get("/s")
     client.close()
     assert closed == []
+
+
+def test_closed_client_refuses_before_resolving_the_url() -> None:
+    """A closed client says so even for a relative URL it could not have resolved."""
+    client = HttpClient()
+    client.close()
+    with pytest.raises(ClientClosedError):
+        client.get("/no-base-url")
+
+
+# -- the sessions the client creates: the environment once per host ------------------------
+
+PROXY_AND_CA_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No proxy or CA bundle variables, and NETRC naming a file that does not exist."""
+    for name in PROXY_AND_CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "absent-netrc"))
+    return monkeypatch
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
+    """Wrap the environment helper ``name`` of the transport module; returns the URLs seen."""
+    seen: list[str] = []
+    real: Callable[..., Any] = getattr(transport_module, name)
+
+    def counted(url: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(url)
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(transport_module, name, counted)
+    return seen
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_clients_sessions_read_the_environment_once_per_host(
+    forge_responses: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proxies and .netrc are looked up on a host's first request only, not on every one."""
+    proxy_lookups = count_calls(monkeypatch, "get_environ_proxies")
+    netrc_lookups = count_calls(monkeypatch, "get_netrc_auth")
+    forge_responses.get("https://a.example/x")
+    forge_responses.get("https://b.example/x")
+    with HttpClient() as client:
+        for host in ("a", "b", "a", "b", "a"):
+            client.get(f"https://{host}.example/x")
+        assert isinstance(client.session, CachedEnvironmentSession)
+        assert client.session.trust_env is True
+    assert proxy_lookups == ["https://a.example/x", "https://b.example/x"]
+    assert netrc_lookups == ["https://a.example/x", "https://b.example/x"]
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_environment_cache_starts_over_when_full(
+    forge_responses: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_CACHED_HOSTS the cache is emptied, so a host seen before is looked up again."""
+    monkeypatch.setattr(CachedEnvironmentSession, "MAX_CACHED_HOSTS", 2)
+    lookups = count_calls(monkeypatch, "get_environ_proxies")
+    for host in "abc":
+        forge_responses.get(f"https://{host}.example/x")
+    with HttpClient() as client:
+        for host in "abcab":
+            client.get(f"https://{host}.example/x")
+    assert [url[8] for url in lookups] == ["a", "b", "c", "a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, True),
+        ({"REQUESTS_CA_BUNDLE": "requests-bundle.pem"}, "requests-bundle.pem"),
+        ({"CURL_CA_BUNDLE": "curl-bundle.pem"}, "curl-bundle.pem"),
+        (
+            {"REQUESTS_CA_BUNDLE": "requests-bundle.pem", "CURL_CA_BUNDLE": "curl-bundle.pem"},
+            "requests-bundle.pem",
+        ),
+    ],
+    ids=["none", "requests", "curl", "both"],
+)
+def test_ca_bundle_variables_reach_the_adapter_as_with_requests(
+    forge_responses: responses.RequestsMock,
+    clean_environment: pytest.MonkeyPatch,
+    environment: dict[str, str],
+    expected: bool | str,
+) -> None:
+    """REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE, becomes the verify the adapter gets, as in
+    requests."""
+    for name, value in environment.items():
+        clean_environment.setenv(name, value)
+    forge_responses.get("https://a.example/x")
+    with requests.Session() as stock:
+        stock.get("https://a.example/x", timeout=5)
+    with HttpClient() as client:
+        client.get("https://a.example/x")
+    stock_call, client_call = forge_responses.calls
+    verify = [vars(call.request)["req_kwargs"]["verify"] for call in (stock_call, client_call)]
+    assert verify == [expected, expected]
+
+
+def test_ca_bundle_variable_does_not_override_verify_false(
+    forge_responses: responses.RequestsMock, clean_environment: pytest.MonkeyPatch
+) -> None:
+    """verify_ssl=False means no verification even with REQUESTS_CA_BUNDLE set (requests would
+    verify against the bundle); a default client still takes the bundle."""
+    clean_environment.setenv("REQUESTS_CA_BUNDLE", "requests-bundle.pem")
+    forge_responses.get("https://a.example/x")
+    unverified = HttpClientConfigBuilder().with_verify_ssl(False).build()
+    for config in (unverified, HttpClientConfig()):
+        with HttpClient(config) as client:
+            client.get("https://a.example/x")
+    verify = [vars(call.request)["req_kwargs"]["verify"] for call in forge_responses.calls]
+    assert verify == [False, "requests-bundle.pem"]
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_prepare_request_leaves_the_callers_request_alone() -> None:
+    """Preparing a Request (or a subclass of it) sets no auth on the caller's object."""
+
+    class TaggedRequest(requests.Request):
+        pass
+
+    with CachedEnvironmentSession() as session:
+        for kind in (requests.Request, TaggedRequest):
+            request = kind("GET", "https://user:pw@a.example/x")
+            prepared = session.prepare_request(request)
+            assert request.auth is None
+            assert prepared.headers["Authorization"] == "Basic dXNlcjpwdw=="
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_cached_environment_session_survives_pickling(
+    forge_responses: responses.RequestsMock,
+) -> None:
+    """A pickled session comes back with requests' settings and an empty, working cache."""
+    forge_responses.get("https://a.example/x", body="ok")
+    session = CachedEnvironmentSession()
+    session.headers["X-App"] = "pickled"
+    session.get("https://a.example/x", timeout=5)
+    restored = pickle.loads(pickle.dumps(session))  # noqa: S301 - our own bytes
+    assert isinstance(restored, CachedEnvironmentSession)
+    assert restored.get("https://a.example/x", timeout=5).text == "ok"
+    assert forge_responses.calls[1].request.headers["X-App"] == "pickled"

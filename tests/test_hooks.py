@@ -31,6 +31,7 @@ from requestforge import (
     RequestContext,
     set_default_clock,
 )
+from requestforge_testing import FakeClock
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 SECRETS = ("t0k3n-abc", "c00kie-val", "k3y-123", "qs-t0k", "hunter2", "cl13nt-s3cr3t")
@@ -247,6 +248,25 @@ def test_correlation_id_rejects_bad_configuration() -> None:
         hook.before_request(request, RequestContext(request=request))
 
 
+def test_correlation_id_checks_only_ids_it_did_not_make(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default factory's hex ids skip the header-value check; a caller's ids get it."""
+    checked: list[object] = []
+    real_check = hooks_module._header_value_problem
+
+    def counting_check(value: object) -> str | None:
+        checked.append(value)
+        return real_check(value)
+
+    monkeypatch.setattr(hooks_module, "_header_value_problem", counting_check)
+    request = HttpRequest(HttpMethod.GET, "https://a.example")
+    CorrelationIdHook().before_request(request, RequestContext(request=request))
+    assert checked == []
+    CorrelationIdHook(id_factory=lambda: "cid-7").before_request(
+        request, RequestContext(request=request)
+    )
+    assert checked == ["cid-7"]
+
+
 # -- AuthorizationHook --------------------------------------------------------------------
 
 
@@ -394,6 +414,22 @@ def test_rate_limit_info_none_without_usable_headers(headers: dict[str, str]) ->
     assert RateLimitInfo.from_headers(headers, NOW) is None
 
 
+def test_rate_limit_info_reads_past_a_header_name_that_is_not_a_string() -> None:
+    """A mapping with a non-string name still has its rate-limit headers parsed."""
+    headers: dict[Any, str] = {1: "one", "x-ratelimit-REMAINING": "3", "Server": "t"}
+    assert RateLimitInfo.from_headers(headers, NOW) == RateLimitInfo(remaining=3)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Generated-By": "gen"}, {"X-Retry-After-Hint": "5"}, {"Operator": "ratel"}],
+    ids=["rate-inside-a-name", "retry-after-inside-a-name", "rate-only-in-a-value"],
+)
+def test_rate_limit_info_none_for_names_that_only_look_related(headers: dict[str, str]) -> None:
+    """Names that merely contain "rate" or "retry-after" parse to None, not to empty info."""
+    assert RateLimitInfo.from_headers(headers, NOW) is None
+
+
 def test_rate_limit_info_ignores_one_malformed_field() -> None:
     """A malformed field is skipped while the valid ones are still parsed."""
     info = RateLimitInfo.from_headers({"X-RateLimit-Limit": "x", "X-RateLimit-Remaining": "4"}, NOW)
@@ -485,6 +521,29 @@ def test_rate_limit_hook_ignores_responses_without_headers() -> None:
     )
     assert "rate_limit" not in context.metadata
     assert seen == []
+
+
+def test_rate_limit_hook_reads_the_clock_only_for_rate_limit_headers(
+    forge_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A response without rate-limit headers costs no clock read; one with them reads it."""
+    reads: list[datetime] = []
+    real_now = forge_clock.now
+
+    def counting_now() -> datetime:
+        reads.append(real_now())
+        return reads[-1]
+
+    monkeypatch.setattr(forge_clock, "now", counting_now)
+    request = HttpRequest(HttpMethod.GET, "https://a.example/x")
+    hook = RateLimitResponseHook()
+    hook.after_response(
+        _response(request, headers={"Server": "t"}), RequestContext(request=request)
+    )
+    assert reads == []
+    limited = _response(request, headers={"X-RateLimit-Remaining": "9"})
+    hook.after_response(limited, RequestContext(request=request))
+    assert len(reads) == 1
 
 
 @pytest.mark.parametrize(
