@@ -4,15 +4,21 @@ Starts requestforge_testing's loopback API server, sends requests from many thre
 one shared client with retries and hooks, then trips and heals a circuit breaker. Then it
 starts the local OAuth2 server and calls its protected API from many threads with token auth:
 one token fetch for all of them, and one refresh when the server revokes the token. It prints
-what the servers and the client saw. Runs in a few seconds with no network but loopback.
+what the servers and the client saw. Finally (``--processes N``, 4 by default) it starts
+redis-server, when installed, and N worker processes: with per-process caches each fetches
+its own token; with ``RedisTokenStorage`` all of them together fetch one. Runs in a few
+seconds with no network but loopback.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 from requestforge import (
     CircuitBreakerRetryStrategy,
@@ -25,11 +31,12 @@ from requestforge import (
     HttpClientConfigBuilder,
     RateLimitInfo,
     RateLimitResponseHook,
+    RedisTokenStorage,
     RequestContext,
     SimpleRetryStrategy,
     TokenManager,
 )
-from requestforge_testing import ApiServer, OAuthServer, RecordedRequest, Reply
+from requestforge_testing import ApiServer, OAuthServer, RecordedRequest, RedisServer, Reply
 
 
 class CountingErrorHook(ErrorHookInterface):
@@ -188,10 +195,67 @@ def run_tokens(threads: int, per_thread: int) -> None:
         provider.close()
 
 
+def process_worker(
+    redis_url: str | None, oauth_url: str, threads: int, per_thread: int, barrier: Any
+) -> None:
+    """One worker process (think gunicorn worker): its own manager, client and threads."""
+    token_url, api_url = f"{oauth_url}/oauth/token", f"{oauth_url}/api"
+    provider = ClientCredentialsTokenProvider(token_url, "forge-client", "forge-secret")
+    storage = RedisTokenStorage(redis_url) if redis_url is not None else None
+    manager = TokenManager(provider, storage)
+    config = HttpClientConfigBuilder().with_token_auth(token_manager=manager).build()
+    with HttpClient(config) as client:
+
+        def worker() -> None:
+            barrier.wait(60)
+            for i in range(per_thread):
+                client.get(f"{api_url}/orders/{os.getpid()}-{i}").raise_for_status()
+
+        pool = [threading.Thread(target=worker) for _ in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+    provider.close()
+
+
+def run_processes(processes: int, threads: int, per_thread: int) -> None:
+    """The same load from several processes, first with per-process caches, then via Redis."""
+    if not RedisServer.available():
+        print("--processes: redis-server not found, skipped (apt-get install redis-server)")
+        return
+    spawn = multiprocessing.get_context("spawn")
+    with RedisServer() as redis, OAuthServer() as oauth:
+        oauth.latency = 0.05
+        print(f"{processes} processes x {threads} threads, all released together:")
+        for label, redis_url in (("in-memory storage", None), ("RedisTokenStorage", redis.url)):
+            before = oauth.fetch_count
+            barrier = spawn.Barrier(processes * threads)
+            workers = [
+                spawn.Process(
+                    target=process_worker,
+                    args=(redis_url, oauth.url, threads, per_thread, barrier),
+                )
+                for _ in range(processes)
+            ]
+            for p in workers:
+                p.start()
+            for p in workers:
+                p.join()
+            failed = sum(p.exitcode != 0 for p in workers)
+            print(
+                f"  {label + ':':<20} {oauth.fetch_count - before} token fetch(es)"
+                + (f", {failed} processes failed" if failed else "")
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--requests", type=int, default=25, help="requests per thread")
+    parser.add_argument(
+        "--processes", type=int, default=4, help="worker processes sharing Redis (0: skip)"
+    )
     args = parser.parse_args()
     with ApiServer() as server:
         print(f"local API on {server.url}\n")
@@ -201,6 +265,9 @@ def main() -> None:
         run_breaker(server)
     print()
     run_tokens(args.threads, args.requests)
+    if args.processes > 0:
+        print()
+        run_processes(args.processes, args.threads // 2 or 1, 5)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,8 @@ from requestforge._storage import (
     SerializingMixin,
     TokenStorageInterface,
 )
+from requestforge._storage_django import DjangoCacheTokenStorage
+from requestforge._storage_redis import RedisTokenStorage
 from requestforge._token_manager import TokenManager
 from requestforge._tokens import TokenData
 
@@ -107,6 +109,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeoutError",
     "CorrelationIdHook",
+    "DjangoCacheTokenStorage",
     "ErrorHookInterface",
     "ExponentialBackoffRetryStrategy",
     "FetchContext",
@@ -136,6 +139,7 @@ __all__ = [
     "RateLimitResponseHook",
     "ReadError",
     "ReadTimeoutError",
+    "RedisTokenStorage",
     "RequestContext",
     "RequestError",
     "RequestForgeError",

@@ -1,6 +1,6 @@
 """The one place that knows what a secret looks like.
 
-Logging hooks, ``HttpRequest.to_curl()``, reprs and (later) cassettes all redact through
+Logging hooks, ``HttpRequest.to_curl()``, reprs and test cassettes all redact through
 these functions, so a new kind of secret is taught to the library once.
 """
 
@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "REDACTED",
+    "is_credential_field",
     "is_secret_field",
     "is_secret_header",
     "redact_headers",
@@ -50,6 +51,25 @@ SECRET_NAME_FRAGMENTS = ("token", "secret", "password", "passwd", "api-key", "ap
 #: Query/form field names that are secrets although no fragment above matches them.
 SECRET_FIELDS = frozenset({"assertion", "code", "key", "sig", "signature", "client_assertion"})
 
+#: Endings of names that contain a secret fragment but hold facts *about* a credential: its
+#: type, lifetime, endpoint or supported methods (``token_type``, ``token_type_hint``,
+#: ``refresh_token_expires_in``, ``token_endpoint``). Logs lose nothing by redacting them, so
+#: :func:`is_secret_field` does; a cassette must keep them, or ``token_type: Bearer`` would
+#: replay as a broken ``Authorization`` scheme.
+CREDENTIAL_METADATA_SUFFIXES = (
+    "_type",
+    "_types",
+    "_hint",
+    "_expires_in",
+    "_expires_at",
+    "_endpoint",
+    "_uri",
+    "_url",
+    "_supported",
+    "_method",
+    "_methods",
+)
+
 
 def is_secret_header(name: str) -> bool:
     """Whether a header with this name carries a credential."""
@@ -61,6 +81,19 @@ def is_secret_field(name: str) -> bool:
     """Whether a query parameter or form/JSON field with this name carries a credential."""
     lowered = name.lower()
     return lowered in SECRET_FIELDS or any(f in lowered for f in SECRET_NAME_FRAGMENTS)
+
+
+def is_credential_field(name: str) -> bool:
+    """Whether a field holds a credential itself: :func:`is_secret_field` minus the fields
+    that only describe one (:data:`CREDENTIAL_METADATA_SUFFIXES`).
+
+    For replacing values that must still work afterwards (cassettes); for hiding values
+    from people (logs, reprs), use the broader :func:`is_secret_field`.
+    """
+    lowered = name.lower()
+    if lowered in SECRET_FIELDS:
+        return True
+    return is_secret_field(name) and not lowered.endswith(CREDENTIAL_METADATA_SUFFIXES)
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -12,6 +12,13 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
+from requestforge_testing._cassette_errors import (
+    CassetteError,
+    CassetteMismatchError,
+    CassetteThreadError,
+    MissingCassetteError,
+)
+from requestforge_testing._cassettes import ForgeCassette
 from requestforge_testing._clock import FakeClock
 from requestforge_testing._fetchers import FakeTokenFetcher
 from requestforge_testing._oauth_server import OAuthServer, RecordedTokenRequest
@@ -20,6 +27,7 @@ from requestforge_testing._providers import (
     FakeTokenProviderFactory,
     ProviderCall,
 )
+from requestforge_testing._redis import RedisServer
 from requestforge_testing._servers import UNSET, ApiServer, RecordedRequest, Reply
 from requestforge_testing._stress import (
     StressOutcome,
@@ -33,14 +41,20 @@ from requestforge_testing._stress import (
 __all__ = [
     "UNSET",
     "ApiServer",
+    "CassetteError",
+    "CassetteMismatchError",
+    "CassetteThreadError",
     "FakeClock",
     "FakeTokenFetcher",
     "FakeTokenProvider",
     "FakeTokenProviderFactory",
+    "ForgeCassette",
+    "MissingCassetteError",
     "OAuthServer",
     "ProviderCall",
     "RecordedRequest",
     "RecordedTokenRequest",
+    "RedisServer",
     "Reply",
     "StressOutcome",
     "StressReport",
@@ -55,14 +69,22 @@ if find_spec("pytest") is not None:
     from requestforge_testing.plugin import (  # noqa: F401
         forge_api_server,
         forge_api_server_session,
+        forge_cassette,
         forge_clock,
         forge_oauth_server,
         forge_oauth_server_session,
+        forge_redis,
+        forge_redis_cluster,
+        forge_redis_cluster_server,
+        forge_redis_server,
         forge_responses,
         forge_token_provider,
         forge_token_provider_factory,
         pytest_addoption,
+        pytest_collection_modifyitems,
         pytest_configure,
+        pytest_pyfunc_call,
+        pytest_runtest_makereport,
     )
     from requestforge_testing.plugin import (  # noqa: F401 - pytest registers it as "forge_stress"
         forge_stress_fixture as _forge_stress_fixture,

@@ -4,7 +4,8 @@ A race only shows when threads overlap, so each round starts ``threads`` workers
 on one barrier and call ``fn()`` together, with the interpreter's thread switch interval
 shortened so they interleave finely. Every worker stays alive until the whole round is over,
 so no thread id is reused within a round and per-thread state (sessions, thread-locals) can
-be told apart by thread id. The report keeps each call's result or exception for assertions.
+be told apart by thread id. The report keeps each call's result or exception, and checks the
+two guarantees the library makes: one token fetch per expiry, one session per thread.
 
 The harness waits and measures in real time (``time.monotonic``/``perf_counter``), never on
 the library's clock: the code under test may run on a ``FakeClock``, whose ``sleep`` does
@@ -13,23 +14,34 @@ not wait.
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import math
 import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
-from typing import ClassVar, Generic, Protocol, TypeVar, cast
+from typing import Generic, Protocol, TypeVar, cast
+
+from requestforge_testing._stress_report import (
+    FetchCounter,
+    HasFetchCount,
+    SessionSource,
+    StressOutcome,
+    StressReport,
+    StressRound,
+)
 
 __all__ = [
+    "DEFAULT_MARKER_THREADS",
     "StressOutcome",
     "StressReport",
     "StressRound",
     "StressRunner",
     "StressTimeoutError",
     "forge_stress",
+    "run_stress_marker",
 ]
 
 T = TypeVar("T")
@@ -37,96 +49,18 @@ _T = TypeVar("_T")
 
 #: Enough threads to make races likely, few enough to start in milliseconds.
 DEFAULT_THREADS = 16
+#: The marker runs a whole test body per thread, usually heavier than one call: fewer threads.
+DEFAULT_MARKER_THREADS = 8
 #: One microsecond (the default is 5 ms): threads hand over the GIL after a few bytecodes,
 #: so check-then-act gaps get interleaved instead of running through unbroken.
 DEFAULT_SWITCH_INTERVAL = 1e-6
 #: Per round; generous, because a round only ends early when something hangs.
 DEFAULT_TIMEOUT = 30.0
 
-
-@dataclass(frozen=True)
-class StressOutcome(Generic[T]):
-    """One thread's call in one round: what it returned or raised, and how long it took."""
-
-    round: int
-    index: int
-    thread_id: int
-    thread_name: str
-    result: T | None
-    error: BaseException | None
-    elapsed: float
-
-    @property
-    def ok(self) -> bool:
-        """True when the call returned instead of raising."""
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class StressRound(Generic[T]):
-    """One round: every thread's outcome, in thread index order."""
-
-    index: int
-    outcomes: tuple[StressOutcome[T], ...]
-
-    @property
-    def results(self) -> list[T]:
-        """Return values of this round's successful calls, in thread index order."""
-        return [cast(T, o.result) for o in self.outcomes if o.error is None]
-
-    @property
-    def errors(self) -> list[StressOutcome[T]]:
-        """This round's outcomes that raised."""
-        return [o for o in self.outcomes if o.error is not None]
-
-
-@dataclass(frozen=True)
-class StressReport(Generic[T]):
-    """Everything ``forge_stress`` saw: ``rounds`` in order and ``threads`` per round."""
-
-    #: assert_no_errors lists this many failures one per line and summarises the rest by
-    #: type, so 64 threads x 20 rounds of the same error stay readable.
-    MAX_LISTED_ERRORS: ClassVar[int] = 20
-
-    rounds: tuple[StressRound[T], ...]
-    threads: int
-
-    @property
-    def outcomes(self) -> tuple[StressOutcome[T], ...]:
-        """Every call of every round, by round then thread index."""
-        return tuple(o for r in self.rounds for o in r.outcomes)
-
-    @property
-    def results(self) -> list[T]:
-        """Return values of every successful call, by round then thread index."""
-        return [cast(T, o.result) for o in self.outcomes if o.error is None]
-
-    @property
-    def errors(self) -> list[StressOutcome[T]]:
-        """The outcomes that raised, by round then thread index."""
-        return [o for o in self.outcomes if o.error is not None]
-
-    def assert_no_errors(self) -> None:
-        """Raise ``AssertionError`` naming every failed thread and its error, chained from the
-        first error so its traceback is shown too."""
-        errors = self.errors
-        if not errors:
-            return
-        rounds = len(self.rounds)
-        lines = [
-            f"{len(errors)} of {len(self.outcomes)} forge_stress calls failed "
-            f"({self.threads} threads x {rounds} round{'s' if rounds != 1 else ''}):"
-        ]
-        listed, rest = errors[: self.MAX_LISTED_ERRORS], errors[self.MAX_LISTED_ERRORS :]
-        lines += [
-            f"  round {o.round} thread {o.index} ({o.thread_name}): {_describe(o.error)}"
-            for o in listed
-        ]
-        if rest:
-            kinds = Counter(type(o.error).__qualname__ for o in rest)
-            summary = ", ".join(f"{name} x{count}" for name, count in kinds.most_common())
-            lines.append(f"  ... and {len(rest)} more ({summary})")
-        raise AssertionError("\n".join(lines)) from errors[0].error
+_MARKER_OPTIONS = ("threads", "rounds", "switch_interval", "timeout")
+_MISSING = object()
+_run_numbers = itertools.count(1)
+_run_numbers_lock = threading.Lock()
 
 
 class StressTimeoutError(TimeoutError):
@@ -153,6 +87,8 @@ class StressRunner(Protocol):
         switch_interval: float | None = ...,
         timeout: float = ...,
         before_round: Callable[[int], object] | None = ...,
+        counter: FetchCounter | None = ...,
+        sessions: SessionSource | None = ...,
     ) -> StressReport[_T]: ...
 
 
@@ -164,6 +100,8 @@ def forge_stress(
     switch_interval: float | None = DEFAULT_SWITCH_INTERVAL,
     timeout: float = DEFAULT_TIMEOUT,
     before_round: Callable[[int], object] | None = None,
+    counter: FetchCounter | None = None,
+    sessions: SessionSource | None = None,
 ) -> StressReport[T]:
     """Call ``fn()`` from ``threads`` threads at once, ``rounds`` times, and report every outcome.
 
@@ -172,6 +110,13 @@ def forge_stress(
     ``sys.setswitchinterval`` for the whole run and restored afterwards; None leaves it
     alone. A round still running after ``timeout`` seconds raises ``StressTimeoutError``.
     Exceptions from ``fn`` are collected, not raised: call ``assert_no_errors()``.
+
+    ``counter`` (an int-returning callable, or an object with ``fetch_count``) is read after
+    ``before_round`` and after each round, for ``assert_single_fetch(counter)``.
+    ``sessions`` (an ``HttpClient``) has its ``session`` read inside every worker just
+    before and after ``fn()``, for ``assert_per_thread_sessions(sessions)``. An error in
+    that reading, or anywhere else in the harness's own part of a worker, is raised here
+    once the round is over (it is not an outcome of ``fn``).
     """
     if not callable(fn):
         raise ValueError(f"fn must be callable, got {fn!r}")
@@ -182,6 +127,15 @@ def forge_stress(
     _check_positive("timeout", timeout)
     if before_round is not None and not callable(before_round):
         raise ValueError(f"before_round must be callable or None, got {before_round!r}")
+    if counter is not None:
+        _read_counter(counter)  # fails now, before any thread starts, if it is no counter
+    if sessions is not None and inspect.getattr_static(sessions, "session", _MISSING) is _MISSING:
+        # getattr_static: reading .session here would give the calling thread a session.
+        raise ValueError(
+            f"sessions must have a session attribute (an HttpClient), got {sessions!r}"
+        )
+    with _run_numbers_lock:
+        run = next(_run_numbers)
 
     previous = sys.getswitchinterval()
     if switch_interval is not None:
@@ -191,21 +145,70 @@ def forge_stress(
         for number in range(rounds):
             if before_round is not None:
                 before_round(number)
-            done.append(_run_round(fn, number, threads, float(timeout)))
+            before = None if counter is None else _read_counter(counter)
+            began = time.perf_counter()
+            outcomes = _run_round(
+                _Round(fn, f"forge-stress-{run}-r{number}", number, threads, sessions),
+                float(timeout),
+            )
+            elapsed = time.perf_counter() - began
+            counts = (
+                None if before is None else (before, _read_counter(cast(FetchCounter, counter)))
+            )
+            done.append(StressRound(number, outcomes, counts, elapsed))
     finally:
         if switch_interval is not None:
             sys.setswitchinterval(previous)
-    return StressReport(rounds=tuple(done), threads=threads)
+    return StressReport(tuple(done), threads, counter, sessions)
 
 
-def _run_round(fn: Callable[[], T], number: int, threads: int, timeout: float) -> StressRound[T]:
-    deadline = time.monotonic() + timeout
-    round_ = _Round(fn, number, threads)
-    workers = [
-        threading.Thread(
-            target=round_.work, args=(i,), name=f"forge-stress-r{number}-t{i}", daemon=True
+def run_stress_marker(
+    fn: Callable[[], object],
+    args: Sequence[object],
+    kwargs: Mapping[str, object],
+    *,
+    passthrough: tuple[type[BaseException], ...] = (),
+) -> StressReport[object]:
+    """Run a test body as ``@pytest.mark.forge_stress(**kwargs)`` asks; fail if any call failed.
+
+    When every call raised one of ``passthrough`` (pytest's skip and xfail outcomes), the
+    first is re-raised so pytest reports the test skipped or xfailed, not failed.
+    """
+    __tracebackhide__ = True  # a failure points at the test body, not at this function
+    if args:
+        raise TypeError(
+            f"@pytest.mark.forge_stress takes keyword arguments only "
+            f"({', '.join(f'{o}=' for o in _MARKER_OPTIONS)}), got positional {tuple(args)!r}"
         )
-        for i in range(threads)
+    unknown = sorted(set(kwargs) - set(_MARKER_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"@pytest.mark.forge_stress got unexpected argument(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(_MARKER_OPTIONS)}"
+        )
+    report = forge_stress(
+        fn,
+        threads=cast(int, kwargs.get("threads", DEFAULT_MARKER_THREADS)),
+        rounds=cast(int, kwargs.get("rounds", 1)),
+        switch_interval=cast(
+            "float | None", kwargs.get("switch_interval", DEFAULT_SWITCH_INTERVAL)
+        ),
+        timeout=cast(float, kwargs.get("timeout", DEFAULT_TIMEOUT)),
+    )
+    errors = report.errors
+    if passthrough and len(errors) == len(report.outcomes):
+        first = errors[0].error
+        if all(isinstance(o.error, passthrough) for o in errors) and first is not None:
+            raise first
+    report.assert_no_errors()
+    return report
+
+
+def _run_round(round_: _Round[T], timeout: float) -> tuple[StressOutcome[T], ...]:
+    deadline = time.monotonic() + timeout
+    workers = [
+        threading.Thread(target=round_.work, args=(i,), name=f"{round_.name}-t{i}", daemon=True)
+        for i in range(round_.threads)
     ]
     try:
         for worker in workers:
@@ -220,39 +223,68 @@ def _run_round(fn: Callable[[], T], number: int, threads: int, timeout: float) -
                 worker.join()
         if not isinstance(exc, threading.BrokenBarrierError):
             raise
-        if stuck or None in round_.slots:
+        if stuck or (None in round_.slots and not round_.failures):
             blocked = tuple(workers[i] for i in stuck)
             names = ", ".join(f"{w.name} (thread id {w.ident})" for w in blocked)
             raise StressTimeoutError(
-                f"forge_stress round {number} did not finish in {timeout:g}s: {len(stuck)} of "
-                f"{threads} threads still inside fn(): {names or 'none (they never started)'}. "
-                "They are left running as daemon threads.",
-                round=number,
+                f"forge_stress round {round_.number} did not finish in {timeout:g}s: "
+                f"{len(stuck)} of {round_.threads} threads still inside fn(): "
+                f"{names or 'none (they never started)'}. They are left running as daemon "
+                "threads.",
+                round=round_.number,
                 stuck=blocked,
             ) from None
         # Every call returned just as time ran out: the round is complete after all.
     else:
         for worker in workers:
             worker.join()
-    return StressRound(number, tuple(cast(StressOutcome[T], slot) for slot in round_.slots))
+    if round_.failures:
+        index, error = round_.failures[0]
+        _add_note(error, f"raised by forge_stress itself in worker {workers[index].name}")
+        raise error
+    return tuple(cast(StressOutcome[T], slot) for slot in round_.slots)
 
 
 class _Round(Generic[T]):
     """One round's barriers and outcome slots, shared by its workers and the calling thread."""
 
-    def __init__(self, fn: Callable[[], T], number: int, threads: int) -> None:
+    def __init__(
+        self,
+        fn: Callable[[], T],
+        name: str,
+        number: int,
+        threads: int,
+        sessions: SessionSource | None,
+    ) -> None:
         self.fn = fn
+        self.name = name
         self.number = number
+        self.threads = threads
+        self.sessions = sessions
         self.start = threading.Barrier(threads)
         # The calling thread is the extra party: passing this barrier means every call
         # returned, and no worker exits before then, so thread ids stay unique in the round.
         self.end = threading.Barrier(threads + 1)
         self.slots: list[StressOutcome[T] | None] = [None] * threads
+        #: Errors of the harness's own code in a worker (not of fn): raised after the round.
+        self.failures: list[tuple[int, BaseException]] = []
         self._lock = threading.Lock()
         self._inside: set[int] = set()
         self._abandoned = False
 
     def work(self, index: int) -> None:
+        try:
+            self._work(index)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            with self._lock:
+                self.failures.append((index, exc))
+        finally:
+            with self._lock:
+                self._inside.discard(index)
+            with suppress(threading.BrokenBarrierError):
+                self.end.wait()
+
+    def _work(self, index: int) -> None:
         try:
             self.start.wait()
         except threading.BrokenBarrierError:
@@ -264,6 +296,7 @@ class _Round(Generic[T]):
                 return
             self._inside.add(index)
         me = threading.current_thread()
+        seen = [] if self.sessions is None else [self.sessions.session]
         began = time.perf_counter()
         result: T | None = None
         error: BaseException | None = None
@@ -272,12 +305,13 @@ class _Round(Generic[T]):
         except BaseException as exc:  # noqa: BLE001 - every outcome is reported, none lost
             error = exc
         elapsed = time.perf_counter() - began
-        outcome = StressOutcome(self.number, index, me.ident or 0, me.name, result, error, elapsed)
+        if self.sessions is not None:
+            seen.append(self.sessions.session)
+        outcome = StressOutcome(
+            self.number, index, me.ident or 0, me.name, result, error, elapsed, tuple(seen)
+        )
         with self._lock:
             self.slots[index] = outcome
-            self._inside.discard(index)
-        with suppress(threading.BrokenBarrierError):
-            self.end.wait()
 
     def abandon(self) -> frozenset[int]:
         """Stop the round: release every waiting worker; return who is still inside fn()."""
@@ -287,6 +321,20 @@ class _Round(Generic[T]):
         self.start.abort()
         self.end.abort()
         return stuck
+
+
+def _read_counter(counter: FetchCounter) -> int:
+    if inspect.getattr_static(counter, "fetch_count", _MISSING) is not _MISSING:
+        value: object = cast(HasFetchCount, counter).fetch_count
+    elif callable(counter):
+        value = counter()
+    else:
+        raise ValueError(
+            f"counter must be an int-returning callable or have fetch_count, got {counter!r}"
+        )
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"counter {counter!r} must count with an int, got {value!r}")
+    return value
 
 
 def _check_count(name: str, value: object) -> None:
@@ -304,7 +352,7 @@ def _check_positive(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
 
 
-def _describe(error: BaseException | None) -> str:
-    name = type(error).__qualname__
-    message = str(error)
-    return f"{name}: {message}" if message else name
+def _add_note(error: BaseException, note: str) -> None:
+    add_note = getattr(error, "add_note", None)  # Python 3.11+
+    if add_note is not None:
+        add_note(note)

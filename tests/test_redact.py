@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from requestforge._redact import (
     REDACTED,
+    is_credential_field,
     is_secret_field,
     is_secret_header,
     redact_headers,
@@ -104,6 +105,28 @@ def test_secret_fields_are_recognised(name: str) -> None:
 def test_ordinary_fields_are_not_secret(name: str) -> None:
     """Ordinary field names, including the OAuth client_id and username, are kept."""
     assert not is_secret_field(name)
+
+
+@pytest.mark.parametrize("name", SECRET_FIELD_NAMES)
+def test_credential_fields_are_the_secret_ones(name: str) -> None:
+    """Every field that holds a credential is one for cassettes too."""
+    assert is_credential_field(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["token_type", "token_type_hint", "refresh_token_expires_in", "token_endpoint", "Token_Type"],
+)
+def test_credential_metadata_is_secret_for_logs_but_not_a_credential(name: str) -> None:
+    """Names that describe a credential are redacted in logs yet kept in cassettes."""
+    assert is_secret_field(name)
+    assert not is_credential_field(name)
+
+
+@given(st.one_of(fragment_names, st.text(max_size=20)))
+def test_property_credential_fields_are_secret_fields(name: str) -> None:
+    """Logs hide at least what cassettes hide: every credential field is a secret field."""
+    assert not is_credential_field(name) or is_secret_field(name)
 
 
 def test_redact_headers_returns_redacted_copy() -> None:

@@ -6,12 +6,12 @@ import math
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
 from requestforge._clock import Clock, get_default_clock
-from requestforge_testing import FakeClock
+from requestforge_testing import FakeClock, forge_stress
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 THREADS = 16
@@ -187,3 +187,153 @@ def test_forge_clock_fixture_is_the_installed_default(forge_clock: FakeClock) ->
     assert forge_clock.now() == START
     forge_clock.sleep(2)
     assert get_default_clock().monotonic() == 1002.0
+
+
+# -- freeze_wall_clock: freezegun, following the fake clock ----------------------------------
+
+#: Far from any time these tests run at, so a frozen reading is never mistaken for a real one.
+FROZEN_START = datetime(2001, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+#: A reading further than this from FROZEN_START came from the real clock.
+YEARS = 10 * 365 * 86400.0
+
+
+def is_real(timestamp: float) -> bool:
+    """True for a timestamp from the real clock rather than the frozen one."""
+    return abs(timestamp - FROZEN_START.timestamp()) > YEARS
+
+
+def test_freeze_wall_clock_freezes_datetime_and_time_at_the_fake_now() -> None:
+    """Inside the block datetime.now(), date.today(), time.time() and time.gmtime() all read
+    the fake clock's current time."""
+    clock = FakeClock(start=FROZEN_START)
+    with clock.freeze_wall_clock() as inside:
+        assert inside is clock
+        assert datetime.now(timezone.utc) == FROZEN_START
+        assert datetime.now() == FROZEN_START.replace(tzinfo=None)
+        assert date.today() == FROZEN_START.date()
+        assert time.time() == FROZEN_START.timestamp()
+        assert time.gmtime()[:6] == FROZEN_START.timetuple()[:6]
+
+
+def test_the_freeze_starts_where_the_clock_is_when_entered() -> None:
+    """A clock advanced before freezing freezes at its advanced time, not its start."""
+    clock = FakeClock(start=FROZEN_START)
+    clock.advance(3600)
+    with clock.freeze_wall_clock():
+        assert datetime.now(timezone.utc) == FROZEN_START + timedelta(hours=1)
+
+
+def test_advance_sleep_and_set_move_the_frozen_time() -> None:
+    """Moving the FakeClock moves the frozen wall clock with it, backwards too."""
+    clock = FakeClock(start=FROZEN_START)
+    with clock.freeze_wall_clock():
+        clock.advance(90.5)
+        assert time.time() == FROZEN_START.timestamp() + 90.5
+        clock.sleep(9.5)
+        assert datetime.now(timezone.utc) == FROZEN_START + timedelta(seconds=100)
+        clock.set(FROZEN_START - timedelta(days=1))
+        assert datetime.now(timezone.utc) == FROZEN_START - timedelta(days=1)
+        assert datetime.now(timezone.utc) == clock.now()
+
+
+def test_real_time_is_back_after_the_block_even_on_error() -> None:
+    """Leaving the block, normally or by an exception, unfreezes the wall clock, and moving
+    the FakeClock afterwards touches nothing."""
+    clock = FakeClock(start=FROZEN_START)
+    inside: list[float] = []
+
+    def fail_while_frozen() -> None:
+        with clock.freeze_wall_clock():
+            inside.append(time.time())
+            raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        fail_while_frozen()
+    assert not is_real(inside[0])
+    assert is_real(time.time())
+    assert is_real(datetime.now(timezone.utc).timestamp())
+    clock.advance(5)
+    assert is_real(time.time())
+
+
+def test_nested_freezes_follow_the_clock_and_unwind() -> None:
+    """An inner freeze moves with the clock too; after it ends the outer one still does."""
+    clock = FakeClock(start=FROZEN_START)
+    with clock.freeze_wall_clock():
+        with clock.freeze_wall_clock():
+            clock.advance(10)
+            assert time.time() == FROZEN_START.timestamp() + 10
+        clock.advance(10)
+        assert time.time() == FROZEN_START.timestamp() + 20
+    assert is_real(time.time())
+
+
+def test_concurrent_advances_move_the_frozen_time_exactly() -> None:
+    """Advances from many threads while frozen all land: the frozen time ends exactly where
+    the fake clock does."""
+    clock = FakeClock(start=FROZEN_START)
+    barrier = threading.Barrier(THREADS)
+
+    def worker() -> None:
+        barrier.wait(timeout=5)
+        for _ in range(50):
+            clock.advance(0.5)
+
+    with clock.freeze_wall_clock():
+        threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert clock.now() == FROZEN_START + timedelta(seconds=THREADS * 50 * 0.5)
+        assert datetime.now(timezone.utc) == clock.now()
+
+
+def test_documented_limit_a_thread_target_gets_real_time_from_the_time_module() -> None:
+    """The documented limit (spulec/freezegun#307): a function called straight from a
+    thread's target reads real time from time.time(), while datetime.now() stays frozen in
+    that same thread, so threaded code must read the FakeClock instead."""
+    clock = FakeClock(start=FROZEN_START)
+    seen: dict[str, float] = {}
+
+    def target() -> None:
+        seen["time.time"] = time.time()
+        seen["datetime.now"] = datetime.now(timezone.utc).timestamp()
+        seen["clock.now"] = clock.now().timestamp()
+
+    with clock.freeze_wall_clock():
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join(timeout=10)
+        assert not is_real(time.time())
+    assert is_real(seen["time.time"])
+    assert seen["datetime.now"] == seen["clock.now"] == FROZEN_START.timestamp()
+
+
+def test_documented_limit_forge_stress_workers_and_timing_stay_real() -> None:
+    """Under a freeze forge_stress's workers read real time.time() (the same limit), and the
+    harness measures its rounds in real time, as its module is excluded from the freeze."""
+    clock = FakeClock(start=FROZEN_START)
+    with clock.freeze_wall_clock():
+        report = forge_stress(time.time, threads=2)
+    assert all(is_real(t) for t in report.results)
+    assert report.rounds[0].elapsed > 0
+
+
+def test_forge_clock_can_freeze_the_wall_clock(forge_clock: FakeClock) -> None:
+    """The forge_clock fixture's freeze agrees with the clock the library reads."""
+    with forge_clock.freeze_wall_clock():
+        forge_clock.advance(42)
+        assert datetime.now(timezone.utc) == get_default_clock().now() == forge_clock.now()
+
+
+def test_freeze_without_freezegun_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where freezegun is not installed, freezing fails with an ImportError naming it."""
+    monkeypatch.setitem(sys.modules, "freezegun", None)
+    clock = FakeClock(start=FROZEN_START)
+    with (
+        pytest.raises(ImportError, match="needs freezegun: pip install freezegun"),
+        clock.freeze_wall_clock(),
+    ):
+        pass  # pragma: no cover - never entered
+    assert is_real(time.time())

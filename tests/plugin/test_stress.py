@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -128,7 +129,7 @@ def test_results_and_errors_are_kept_per_thread(forge_stress: StressRunner) -> N
     for outcome in report.outcomes:
         assert outcome.ok is (outcome.error is None)
         assert (outcome.result is None) is not outcome.ok
-        assert outcome.thread_name == f"forge-stress-r0-t{outcome.index}"
+        assert re.fullmatch(rf"forge-stress-\d+-r0-t{outcome.index}", outcome.thread_name)
         assert outcome.round == 0
         assert outcome.elapsed >= 0
 
@@ -381,6 +382,7 @@ def test_token_manager_fetches_once_per_round_for_64_threads(
         release_after_calls=1,
     )
     report.assert_no_errors()
+    report.assert_single_fetch(forge_token_provider)
     assert per_round == [1] * ROUNDS
     for round_ in report.rounds:
         assert len({id(token) for token in round_.results}) == 1
@@ -400,6 +402,8 @@ def test_the_harness_catches_a_manager_without_single_flight(
         release_after_calls=MANY,
     )
     report.assert_no_errors()
+    with pytest.raises(AssertionError, match=f"round {ROUNDS - 1}: {MANY} fetches, expected 1"):
+        report.assert_single_fetch(forge_token_provider)
     assert max(per_round) > 1
     assert per_round == [MANY] * ROUNDS
     assert len({t.access_token for t in report.results}) == MANY * ROUNDS
@@ -506,3 +510,360 @@ def test_forge_token_provider_is_resumed_after_a_failing_test(inner: pytest.Pyte
     )
     result = inner.runpytest(*INNER_ARGS, "-p", "no:randomly")
     result.assert_outcomes(passed=1, failed=1)
+
+
+# -- the harness's own observations: names, counter snapshots, sessions, its own errors -----
+
+
+def test_thread_names_carry_a_number_unique_to_each_run(forge_stress: StressRunner) -> None:
+    """Workers are named forge-stress-<run>-r<round>-t<index>, with a new run number per call,
+    so a thread of one run is never mistaken for a thread of another."""
+    first = forge_stress(lambda: threading.current_thread().name, threads=2, rounds=2)
+    second = forge_stress(lambda: threading.current_thread().name, threads=2)
+    pattern = re.compile(r"forge-stress-(\d+)-r(\d+)-t(\d+)")
+    runs = set()
+    for report in (first, second):
+        for outcome in report.outcomes:
+            match = pattern.fullmatch(outcome.thread_name)
+            assert match is not None
+            assert outcome.result == outcome.thread_name
+            assert (int(match[2]), int(match[3])) == (outcome.round, outcome.index)
+            runs.add((id(report), match[1]))
+    assert len(runs) == 2
+    assert len({run for _, run in runs}) == 2
+
+
+def test_counter_is_read_after_before_round_and_after_each_round(
+    forge_stress: StressRunner,
+) -> None:
+    """Each round's counts are the counter just after before_round and just after the round."""
+    events: list[str] = []
+    lock = threading.Lock()
+
+    def before_round(i: int) -> None:
+        events.extend(["before"] * (i + 5))
+
+    def fn() -> None:
+        with lock:
+            events.append("call")
+
+    report = forge_stress(
+        fn, threads=4, rounds=3, before_round=before_round, counter=lambda: len(events)
+    )
+    assert [r.counts for r in report.rounds] == [(5, 9), (15, 19), (26, 30)]
+    assert report.counter is not None
+
+
+def test_counter_with_fetch_count_is_read_from_that_attribute(
+    forge_stress: StressRunner, forge_token_provider: FakeTokenProvider
+) -> None:
+    """An object with fetch_count (a FakeTokenProvider) is read through that attribute."""
+    forge_token_provider.fetch_token()
+    report = forge_stress(
+        forge_token_provider.fetch_token, threads=3, rounds=2, counter=forge_token_provider
+    )
+    assert [r.counts for r in report.rounds] == [(1, 4), (4, 7)]
+
+
+def test_rounds_have_no_counts_without_a_counter(forge_stress: StressRunner) -> None:
+    """Without counter= no snapshot is taken and each round's counts is None."""
+    report = forge_stress(lambda: None, threads=2, rounds=2)
+    assert [r.counts for r in report.rounds] == [None, None]
+
+
+def test_round_elapsed_covers_its_calls(forge_stress: StressRunner) -> None:
+    """A round's elapsed time is at least as long as the slowest of its calls."""
+    report = forge_stress(lambda: sum(range(10_000)), threads=4, rounds=2)
+    for round_ in report.rounds:
+        assert round_.elapsed >= max(o.elapsed for o in round_.outcomes) > 0
+
+
+class NoCounter:
+    """Has neither fetch_count nor __call__."""
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"counter": NoCounter()}, "counter must be an int-returning callable"),
+        ({"counter": lambda: "3"}, "must count with an int, got '3'"),
+        ({"counter": lambda: True}, "must count with an int, got True"),
+        ({"sessions": object()}, "sessions must have a session attribute"),
+    ],
+)
+def test_bad_counter_or_sessions_raise_before_any_thread_starts(
+    kwargs: dict[str, Any], match: str
+) -> None:
+    """A counter that does not count ints, or sessions without .session, is a ValueError."""
+    calls: list[None] = []
+    with pytest.raises(ValueError, match=match):
+        forge_stress(lambda: calls.append(None), **kwargs)
+    assert calls == []
+
+
+class RecordingSource:
+    """A session source that hands each thread its own object and records every read."""
+
+    def __init__(self) -> None:
+        self.reads: list[tuple[str, int]] = []  # (thread name, workers alive at that moment)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> object:
+        with self._lock:
+            self.reads.append((threading.current_thread().name, alive_workers()))
+        if not hasattr(self._local, "session"):
+            self._local.session = object()
+        return self._local.session
+
+
+def test_sessions_are_read_by_each_worker_before_and_after_fn(
+    forge_stress: StressRunner,
+) -> None:
+    """Each worker reads .session twice, itself, while all its round's workers are alive,
+    and its outcome keeps both objects it saw; the calling thread never reads it."""
+    source = RecordingSource()
+    report = forge_stress(lambda: None, threads=THREADS, rounds=2, sessions=source)
+    assert report.session_source is source
+    assert len(source.reads) == 2 * THREADS * 2
+    assert {alive for _, alive in source.reads} == {THREADS}
+    assert sorted(name for name, _ in source.reads) == sorted(
+        [o.thread_name for o in report.outcomes] * 2
+    )
+    for outcome in report.outcomes:
+        assert len(outcome.sessions) == 2
+        assert outcome.sessions[0] is outcome.sessions[1]
+    assert len({id(o.sessions[0]) for o in report.outcomes}) == THREADS * 2
+
+
+class BrokenSource:
+    """.session raises in the threads listed in ``fail_in`` (every thread when None)."""
+
+    def __init__(self, fail_in: set[str] | None = None) -> None:
+        self.fail_in = fail_in
+
+    @property
+    def session(self) -> object:
+        name = threading.current_thread().name
+        if self.fail_in is None or name.rsplit("-", 1)[1] in self.fail_in:
+            raise RuntimeError(f"no session in {name}")
+        return self
+
+
+def test_a_harness_error_in_a_worker_is_raised_in_the_test_thread(switch_interval: float) -> None:
+    """An error in the harness's part of a worker (reading sessions=) is raised by forge_stress
+    itself, fn is not called by that worker, and the switch interval is restored."""
+    calls: list[None] = []
+    with pytest.raises(RuntimeError, match=r"no session in forge-stress-\d+-r0-t") as info:
+        forge_stress(
+            lambda: calls.append(None),
+            threads=4,
+            sessions=BrokenSource(),
+            switch_interval=ODD_INTERVAL,
+        )
+    assert calls == []
+    assert sys.getswitchinterval() == switch_interval
+    assert not [t for t in threading.enumerate() if t.name.startswith("forge-stress-")]
+    if sys.version_info >= (3, 11):
+        assert any("raised by forge_stress itself in worker" in n for n in info.value.__notes__)
+
+
+def test_a_harness_error_in_one_worker_ends_the_round_without_a_timeout() -> None:
+    """One worker's harness error still lets its round finish at once: the error is raised,
+    not a StressTimeoutError, and no later round starts."""
+    rounds_started: list[int] = []
+    with pytest.raises(RuntimeError, match=r"no session in forge-stress-\d+-r0-t2"):
+        forge_stress(
+            lambda: None,
+            threads=4,
+            rounds=3,
+            timeout=30,
+            sessions=BrokenSource({"t2"}),
+            before_round=rounds_started.append,
+        )
+    assert rounds_started == [0]
+
+
+def test_assert_no_errors_shows_the_first_line_of_a_long_message(
+    forge_stress: StressRunner,
+) -> None:
+    """A multi-line error message (like pytest's assertion rewriting makes) is shown by its
+    first line, so each failed thread stays on one line."""
+
+    def fn() -> None:
+        raise AssertionError("assert 1 == 2\n +  where 1 = f()")
+
+    report = forge_stress(fn, threads=2)
+    with pytest.raises(AssertionError) as info:
+        report.assert_no_errors()
+    lines = str(info.value).splitlines()
+    assert len(lines) == 3
+    assert lines[1].endswith("): AssertionError: assert 1 == 2 [...]")
+
+
+# -- the marker form: the test body itself from many threads ----------------------------------
+
+
+def test_the_marker_runs_the_body_from_many_threads_sharing_fixtures(
+    inner: pytest.Pytester,
+) -> None:
+    """@pytest.mark.forge_stress(threads=4, rounds=3) calls the body 12 times, from 4 distinct
+    worker threads per round, with one fixture value; unmarked tests run once, normally."""
+    inner.makepyfile(
+        """
+        import threading
+        import pytest
+
+        SEEN = []
+
+        @pytest.fixture
+        def shared():
+            return object()
+
+        @pytest.mark.forge_stress(threads=4, rounds=3)
+        def test_body(shared):
+            SEEN.append((threading.current_thread().name, threading.get_ident(), id(shared)))
+
+        def test_check():
+            assert threading.current_thread() is threading.main_thread()
+            assert len(SEEN) == 12
+            assert len({fixture for _, _, fixture in SEEN}) == 1
+            main = threading.main_thread().ident
+            assert main not in {ident for _, ident, _ in SEEN}
+            for r in range(3):
+                names = {n for n, _, _ in SEEN if f"-r{r}-" in n}
+                assert len(names) == 4
+        """
+    )
+    result = inner.runpytest(*INNER_ARGS, "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+
+def test_the_marker_defaults_to_eight_threads_and_one_round(inner: pytest.Pytester) -> None:
+    """A bare @pytest.mark.forge_stress runs the body from 8 threads, once each."""
+    inner.makepyfile(
+        """
+        import threading
+        import pytest
+
+        NAMES = []
+
+        @pytest.mark.forge_stress
+        def test_body():
+            NAMES.append(threading.current_thread().name)
+
+        def test_check():
+            assert len(NAMES) == len(set(NAMES)) == 8
+            assert all("-r0-" in name for name in NAMES)
+        """
+    )
+    result = inner.runpytest(*INNER_ARGS, "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_failing_thread_fails_the_marked_test_naming_it(inner: pytest.Pytester) -> None:
+    """Errors in some threads fail the test with one line per failed thread, and the first
+    error's own traceback."""
+    inner.makepyfile(
+        """
+        import threading
+        import pytest
+
+        @pytest.mark.forge_stress(threads=4)
+        def test_body():
+            name = threading.current_thread().name
+            assert not name.endswith(("-t1", "-t3")), "odd thread " + name
+        """
+    )
+    result = inner.runpytest(*INNER_ARGS)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*AssertionError: odd thread forge-stress-*-r0-t*",
+            "*2 of 4 forge_stress calls failed (4 threads x 1 round):",
+            "*round 0 thread 1 (forge-stress-*-r0-t1): AssertionError: odd thread *",
+            "*round 0 thread 3 (forge-stress-*-r0-t3): AssertionError: odd thread *",
+        ]
+    )
+
+
+def test_a_skip_in_every_thread_skips_the_marked_test(inner: pytest.Pytester) -> None:
+    """pytest.skip in every thread skips the test; in only some threads it is a failure."""
+    inner.makepyfile(
+        """
+        import threading
+        import pytest
+
+        @pytest.mark.forge_stress(threads=3)
+        def test_everywhere():
+            pytest.skip("not on this platform")
+
+        @pytest.mark.forge_stress(threads=3)
+        def test_somewhere():
+            if threading.current_thread().name.endswith("-t0"):
+                pytest.skip("only one")
+        """
+    )
+    result = inner.runpytest(*INNER_ARGS, "-rs")
+    result.assert_outcomes(skipped=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*1 of 3 forge_stress calls failed*", "*not on this platform*"], consecutive=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ("forge_stress(threads=2, round=3)", "*unexpected argument(s) round; it takes threads*"),
+        ("forge_stress(4)", "*takes keyword arguments only*got positional (4,)*"),
+        ("forge_stress(threads=0)", "*threads must be an int >= 1, got 0*"),
+    ],
+)
+def test_bad_marker_arguments_fail_the_test_clearly(
+    inner: pytest.Pytester, marker: str, message: str
+) -> None:
+    """Unknown, positional or invalid marker arguments fail the test with what was wrong."""
+    inner.makepyfile(
+        f"""
+        import pytest
+
+        CALLS = []
+
+        @pytest.mark.{marker}
+        def test_body():
+            CALLS.append(1)
+
+        def test_never_called():
+            assert CALLS == []
+        """
+    )
+    result = inner.runpytest(*INNER_ARGS, "-p", "no:randomly")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines([message])
+
+
+def test_the_marker_refuses_async_tests(inner: pytest.Pytester) -> None:
+    """An async test with the marker fails with a message instead of running un-awaited."""
+    inner.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.forge_stress(threads=2)
+        async def test_body():
+            pass
+        """
+    )
+    result = inner.runpytest(*INNER_ARGS)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*forge_stress cannot run the async test*"])
+
+
+def test_the_marker_is_registered_with_its_signature(inner: pytest.Pytester) -> None:
+    """pytest --markers lists forge_stress with the defaults it really uses."""
+    inner.makepyfile("def test_nothing(): pass")
+    result = inner.runpytest(*INNER_ARGS, "--markers")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.forge_stress(threads=8, rounds=1, switch_interval=1e-06, timeout=30.0):*"]
+    )

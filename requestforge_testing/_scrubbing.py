@@ -1,0 +1,315 @@
+"""``SecretScrubber``: replaces every secret in an HTTP exchange with a stable placeholder.
+
+Cassettes are committed, so nothing secret may reach them. What counts as a secret comes
+from :mod:`requestforge._redact` (the one place that knows): credential headers, cookies,
+secret query/form/JSON fields at any depth, URL user info. Each distinct secret becomes
+``forge-scrubbed-<n>``, the same ``<n>`` wherever it appears, so a cassette still shows that
+the token a response issued is the one the next request carried, and a replayed token is
+a valid header value. Once seen in a structured place, a secret is also replaced wherever
+else it turns up as text (a token echoed in another header or inside a JSON string).
+
+Loopback servers get a new port every run, so ``http://127.0.0.1:<port>`` (or ``localhost``,
+``[::1]``) becomes ``http://loopback-<n>.invalid``, numbered by port in the order first seen:
+the same host on every run, and one that can never resolve (RFC 2606's ``.invalid``).
+
+Pure data in, data out: nothing here knows about vcrpy.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus, urlencode, urlsplit
+
+from requestforge._redact import is_credential_field, is_secret_header
+
+__all__ = [
+    "LOOPBACK_HOST_SUFFIX",
+    "PLACEHOLDER_PREFIX",
+    "SecretScrubber",
+    "body_values",
+    "is_placeholder",
+    "url_values",
+]
+
+#: Every placeholder starts with this: letters, digits and hyphens only, so a placeholder is
+#: valid in a header, a URL, a form and JSON without escaping, and is a valid token string.
+PLACEHOLDER_PREFIX: Final = "forge-scrubbed-"
+#: A loopback host becomes ``loopback-<n>`` plus this reserved top-level domain.
+LOOPBACK_HOST_SUFFIX: Final = ".invalid"
+
+_PLACEHOLDER = re.compile(re.escape(PLACEHOLDER_PREFIX) + r"(\d+)")
+_LOOPBACK_URL = re.compile(
+    r"(?P<scheme>https?://)(?P<host>localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::(?P<port>\d{1,5}))?",
+    re.IGNORECASE,
+)
+_FORM: Final = "application/x-www-form-urlencoded"
+_CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization"})
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether ``value`` is exactly one scrubber placeholder."""
+    return _PLACEHOLDER.fullmatch(value) is not None
+
+
+class SecretScrubber:
+    """Maps secrets to placeholders for one cassette; thread-safe; scrubbing is idempotent.
+
+    Placeholders already in the input (a loaded cassette, a replayed token) are kept, and
+    numbering continues after the highest one seen, so new secrets never reuse a number.
+    """
+
+    #: A secret shorter than this is replaced only where it is a whole value: replacing a
+    #: two-letter password inside every other word would mangle the cassette.
+    MIN_EMBEDDED_LENGTH: Final = 6
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._placeholders: dict[str, str] = {}
+        self._learned: set[str] = set()
+        self._next = 1
+        self._ports: dict[str, str] = {}
+
+    # -- the mapping ---------------------------------------------------------------------
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Every secret seen so far (for leak checks; never print them)."""
+        with self._lock:
+            return frozenset(self._placeholders) | frozenset(self._learned)
+
+    def placeholder(self, secret: str) -> str:
+        """The placeholder for ``secret`` (the same one every time); empty stays empty."""
+        if not secret:
+            return secret
+        found = _PLACEHOLDER.fullmatch(secret)
+        with self._lock:
+            if found is not None:
+                self._next = max(self._next, int(found.group(1)) + 1)
+                return secret
+            existing = self._placeholders.get(secret)
+            if existing is None:
+                existing = f"{PLACEHOLDER_PREFIX}{self._next}"
+                self._next += 1
+                self._placeholders[secret] = existing
+            return existing
+
+    def learn(self, secret: str) -> None:
+        """Know ``secret`` for replacement elsewhere without numbering it until it is used."""
+        if secret and not is_placeholder(secret):
+            with self._lock:
+                self._learned.add(secret)
+
+    def loopback_host(self, port: str) -> str:
+        """The stable host standing for a loopback server on ``port`` ("" for the default)."""
+        with self._lock:
+            host = self._ports.get(port)
+            if host is None:
+                host = f"loopback-{len(self._ports) + 1}{LOOPBACK_HOST_SUFFIX}"
+                self._ports[port] = host
+            return host
+
+    # -- text ----------------------------------------------------------------------------
+
+    def text(self, value: str) -> str:
+        """``value`` with every known secret in it replaced and loopback URLs normalised."""
+        with self._lock:
+            known = {**dict.fromkeys(self._learned, ""), **self._placeholders}
+        if value in known:
+            return self.placeholder(value)
+        for secret in sorted(known, key=len, reverse=True):
+            if len(secret) >= self.MIN_EMBEDDED_LENGTH and secret in value:
+                value = value.replace(secret, self.placeholder(secret))
+        return _LOOPBACK_URL.sub(self._loopback_url, value)
+
+    def raw(self, value: bytes) -> bytes:
+        """Known secrets replaced in a body that is not text."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            encoded = secret.encode("utf-8")
+            if len(secret) >= self.MIN_EMBEDDED_LENGTH and encoded in value:
+                value = value.replace(encoded, self.placeholder(secret).encode("ascii"))
+        return value
+
+    def _loopback_url(self, found: re.Match[str]) -> str:
+        return found.group("scheme") + self.loopback_host(found.group("port") or "")
+
+    # -- HTTP parts ----------------------------------------------------------------------
+
+    def url(self, url: str) -> str:
+        """User info and secret query values replaced, a loopback host normalised."""
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname, parts.port
+        except ValueError:  # unparseable: still hide what is known
+            return self.text(url)
+        userinfo, at, hostport = parts.netloc.rpartition("@")
+        if at:
+            userinfo = quote(self.placeholder(unquote(userinfo)), safe="")
+        if host is not None and _is_loopback(host):
+            hostport = self.loopback_host("" if port is None else str(port))
+        netloc = f"{userinfo}@{hostport}" if at else hostport
+        path = "/".join(self._segment(segment) for segment in parts.path.split("/"))
+        query = parts.query
+        if "=" in query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            scrubbed = self._pairs(pairs)
+            if scrubbed != pairs:
+                query = urlencode(scrubbed)
+        rebuilt = f"{parts.scheme}://{netloc}{path}" if parts.scheme else f"{netloc}{path}"
+        rebuilt += f"?{query}" if query else ""
+        return rebuilt + (f"#{self.text(parts.fragment)}" if parts.fragment else "")
+
+    def _segment(self, segment: str) -> str:
+        decoded = unquote(segment)
+        scrubbed = self.text(decoded)
+        return segment if scrubbed == decoded else quote(scrubbed, safe="")
+
+    def header(self, name: str, value: str) -> str:
+        """One header value with its secrets replaced; the auth scheme and cookie names stay."""
+        lowered = name.lower()
+        if lowered in _CREDENTIAL_HEADERS:
+            return self._credentials(value)
+        if lowered == "cookie":
+            return "; ".join(self._cookie(part.strip()) for part in value.split(";"))
+        if lowered == "set-cookie":
+            first, sep, attributes = value.partition(";")
+            return self._cookie(first.strip()) + sep + self.text(attributes)
+        if is_secret_header(name):
+            return self.placeholder(value)
+        return self.text(value)
+
+    def _credentials(self, value: str) -> str:
+        scheme, sep, credentials = value.strip().partition(" ")
+        credentials = credentials.strip()
+        if not sep or not credentials:
+            return self.placeholder(value)
+        if scheme.lower() == "basic" and not is_placeholder(credentials):
+            try:
+                decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            password = decoded.partition(":")[2]
+            self.learn(password)
+            self.learn(unquote_plus(password))  # RFC 6749 section 2.3.1 form-encodes it
+        return f"{scheme} {self.placeholder(credentials)}"
+
+    def _cookie(self, pair: str) -> str:
+        name, sep, value = pair.partition("=")
+        return f"{name}={self.placeholder(value)}" if sep else self.placeholder(pair)
+
+    def _pairs(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [
+            (name, self.placeholder(value) if is_credential_field(name) else self.text(value))
+            for name, value in pairs
+        ]
+
+    def json(self, value: Any, *, secret: bool = False) -> Any:
+        """A decoded JSON value with every string under a credential name replaced.
+
+        Only strings: credentials are strings in every protocol we know, while numbers
+        under such names are codes and counts a test may assert on.
+        """
+        if isinstance(value, Mapping):
+            return {
+                key: self.json(item, secret=secret or is_credential_field(str(key)))
+                for key, item in value.items()
+            }
+        if isinstance(value, list):
+            return [self.json(item, secret=secret) for item in value]
+        if isinstance(value, str):
+            return self.placeholder(value) if secret else self.text(value)
+        return value
+
+    def body(self, body: bytes, content_type: str) -> bytes:
+        """A form, JSON or text body with its secrets replaced (unchanged bytes if none)."""
+        if not body:
+            return body
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return self.raw(body)
+        media_type = content_type.partition(";")[0].strip().lower()
+        if media_type == _FORM:
+            pairs = parse_qsl(text, keep_blank_values=True)
+            scrubbed = self._pairs(pairs)
+            if pairs:
+                return body if scrubbed == pairs else urlencode(scrubbed).encode("utf-8")
+        if "json" in media_type or text.lstrip()[:1] in ("{", "["):
+            try:
+                data = json.loads(text)
+            except ValueError:
+                pass
+            else:
+                scrubbed_data = self.json(data)
+                return body if scrubbed_data == data else json.dumps(scrubbed_data).encode()
+        scrubbed_text = self.text(text)
+        return body if scrubbed_text == text else scrubbed_text.encode("utf-8")
+
+    def leaks(self, serialized: str) -> list[str]:
+        """Placeholders of known secrets still visible in ``serialized`` (never the secrets).
+
+        Checks the plain, form-encoded and JSON-escaped spellings of every secret long
+        enough to be told apart from ordinary text.
+        """
+        found = []
+        for secret in self.secrets:
+            if len(secret) < self.MIN_EMBEDDED_LENGTH:
+                continue
+            spellings = {
+                secret,
+                quote_plus(secret),
+                quote(secret, safe=""),
+                json.dumps(secret)[1:-1],
+            }
+            if any(spelling in serialized for spelling in spellings):
+                found.append(self.placeholder(secret))
+        return sorted(found)
+
+
+def url_values(url: str) -> list[str]:
+    """The values in a URL (host, path segments, query values), without parameter names."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    values = [parts.netloc, *(unquote(segment) for segment in parts.path.split("/"))]
+    return values + [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
+
+
+def body_values(body: bytes, content_type: str) -> list[str]:
+    """The values in a body: form values, JSON strings, or the whole text; no names, which
+    may spell a secret such as ``password`` without revealing anything."""
+    text = body.decode("utf-8", "replace")
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type == _FORM:
+        return [value for _, value in parse_qsl(text, keep_blank_values=True)]
+    try:
+        return list(_json_strings(json.loads(text)))
+    except ValueError:
+        return [text]
+
+
+def _json_strings(value: Any) -> Iterable[str]:
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _json_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _json_strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
