@@ -9,6 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from requestforge import (
     ConfigurationError,
@@ -677,3 +679,73 @@ def test_manager_over_a_pipeline_fetches_the_chain_once_for_many_threads(
     report.assert_no_errors()
     assert [set(r.results) for r in report.rounds] == [{f"C-{n}"} for n in range(1, ROUNDS + 1)]
     assert counts(a, b, c) == {"A": ROUNDS, "B": ROUNDS, "C": ROUNDS}
+
+
+# -- property tests over dependency graphs ------------------------------------------------------
+
+
+@st.composite
+def _dags(draw: st.DrawFn) -> tuple[list[str], dict[str, tuple[str, ...]], list[str]]:
+    """A random DAG: step i may depend on any earlier step; returned in a shuffled order."""
+    size = draw(st.integers(min_value=1, max_value=8))
+    names = [f"s{i}" for i in range(size)]
+    deps = {
+        name: tuple(draw(st.sets(st.sampled_from(names[:i]))) if i else ())
+        for i, name in enumerate(names)
+    }
+    given_order = draw(st.permutations(names))
+    return names, deps, list(given_order)
+
+
+def _dependents(deps: dict[str, tuple[str, ...]], root: str) -> set[str]:
+    found = {root}
+    changed = True
+    while changed:
+        changed = False
+        for name, parents in deps.items():
+            if name not in found and found.intersection(parents):
+                found.add(name)
+                changed = True
+    return found
+
+
+@given(dag=_dags(), data=st.data())
+def test_any_dag_runs_in_dependency_order_and_invalidates_its_dependents(
+    dag: tuple[list[str], dict[str, tuple[str, ...]], list[str]], data: st.DataObject
+) -> None:
+    """For any DAG given in any order: dependencies run first, each step sees its
+    dependencies' tokens, and invalidate(x) drops exactly x and what derives from it."""
+    _, deps, given_order = dag
+    fetchers = {name: FakeTokenFetcher(name, depends_on=deps[name]) for name in given_order}
+    pipeline = TokenFetchPipeline([fetchers[name] for name in given_order], InMemoryTokenStorage())
+    order = [step.name for step in pipeline.steps]
+    assert sorted(order) == sorted(given_order)
+    for name, parents in deps.items():
+        assert all(order.index(parent) < order.index(name) for parent in parents)
+    pipeline.execute()
+    for name, parents in deps.items():
+        assert set(parents) <= set(fetchers[name].seen[0])
+    root = data.draw(st.sampled_from(given_order))
+    dropped = pipeline.invalidate(root)
+    assert set(dropped) == _dependents(deps, root)
+    pipeline.execute()
+    refetched = {name for name, fetcher in fetchers.items() if fetcher.fetch_count == 2}
+    assert refetched == set(dropped)
+
+
+@given(dag=_dags(), data=st.data())
+def test_any_cycle_is_refused_at_construction(
+    dag: tuple[list[str], dict[str, tuple[str, ...]], list[str]], data: st.DataObject
+) -> None:
+    """Adding one back edge (from a step to one of its dependents, or itself) to any DAG
+    makes the pipeline a ConfigurationError."""
+    names, deps, given_order = dag
+    target = data.draw(st.sampled_from(names))
+    source = data.draw(st.sampled_from(sorted(_dependents(deps, target))))
+    cyclic = dict(deps)
+    cyclic[target] = (*deps[target], source)
+    with pytest.raises(ConfigurationError, match="cycle"):
+        TokenFetchPipeline(
+            [FakeTokenFetcher(name, depends_on=cyclic[name]) for name in given_order],
+            InMemoryTokenStorage(),
+        )
