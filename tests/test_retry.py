@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
@@ -45,7 +44,7 @@ from requestforge._retry import (
     SimpleRetryStrategy,
     parse_retry_after,
 )
-from requestforge_testing import FakeClock
+from requestforge_testing import FakeClock, StressRunner
 
 URL = "https://api.example.com/items"
 
@@ -772,46 +771,29 @@ def test_probe_is_handed_back_when_the_wrapped_strategy_refuses(forge_clock: Fak
 # --- concurrency ----------------------------------------------------------------------------
 
 
-def test_exactly_one_probe_among_racing_threads(forge_clock: FakeClock) -> None:
+def test_exactly_one_probe_among_racing_threads(
+    forge_clock: FakeClock, forge_stress: StressRunner
+) -> None:
     """32 threads released together after the reset timeout: one probe, 31 refusals, 200 times."""
     threads, rounds = 32, 200
-    start = threading.Barrier(threads + 1, timeout=30)
-    done = threading.Barrier(threads + 1, timeout=30)
     breakers: list[CircuitBreakerRetryStrategy] = []
-    outcomes: list[list[str]] = [[] for _ in range(rounds)]
 
-    def worker() -> None:
-        for n in range(rounds):
-            start.wait()
-            try:
-                breakers[n].before_attempt(make_context())
-                outcomes[n].append("probe")
-            except CircuitOpenError:
-                outcomes[n].append("refused")
-            done.wait()
+    def trip_and_wait_out(_: int) -> None:
+        breakers.append(tripped(threshold=1, reset_timeout=1))
+        forge_clock.advance(1)
 
-    old_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
-    try:
-        for thread in pool:
-            thread.start()
-        for n in range(rounds):
-            breakers.append(tripped(threshold=1, reset_timeout=1))
-            forge_clock.advance(1)
-            start.wait()
-            done.wait()
-            assert sorted(outcomes[n]) == ["probe"] + ["refused"] * (threads - 1), n
-            assert state(breakers[n]) is CircuitState.HALF_OPEN
-    except BaseException:
-        start.abort()  # release the workers so that they end with the test
-        done.abort()
-        raise
-    finally:
-        sys.setswitchinterval(old_interval)
-        for thread in pool:
-            thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in pool)
+    def attempt() -> str:
+        try:
+            breakers[-1].before_attempt(make_context())
+        except CircuitOpenError:
+            return "refused"
+        return "probe"
+
+    report = forge_stress(attempt, threads=threads, rounds=rounds, before_round=trip_and_wait_out)
+    report.assert_no_errors()
+    for round_, breaker in zip(report.rounds, breakers, strict=True):
+        assert sorted(round_.results) == ["probe"] + ["refused"] * (threads - 1), round_.index
+        assert state(breaker) is CircuitState.HALF_OPEN
 
 
 @pytest.mark.parametrize("in_flight", ["closed", "probe"])

@@ -566,6 +566,7 @@ def test_managers_fetch_once_per_round(forge_clock: FakeClock, forge_stress: Str
         before_round=expire,
     )
     report.assert_no_errors()
+    report.assert_single_fetch(provider)
     assert provider.fetch_count == 3
     for round_ in report.rounds:
         assert {t.access_token for t in round_.results} == {f"fake-access-{round_.index + 1}"}
@@ -648,6 +649,7 @@ def test_redis_managers_fetch_once_per_round(
         lambda: manager_of_thread().get_token(), threads=16, rounds=3, before_round=expire
     )
     report.assert_no_errors()
+    report.assert_single_fetch(provider)
     assert provider.fetch_count == 3
     for round_ in report.rounds:
         assert {t.access_token for t in round_.results} == {f"fake-access-{round_.index + 1}"}

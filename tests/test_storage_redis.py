@@ -527,6 +527,7 @@ def test_managers_on_two_storages_fetch_once_per_round(
             call, threads=16, rounds=5, before_round=lambda _: managers[0].storage.delete(KEY)
         )
     report.assert_no_errors()
+    report.assert_single_fetch(provider)
     assert provider.fetch_count == 5
     for round_ in report.rounds:
         assert len({token.access_token for token in round_.results}) == 1

@@ -135,14 +135,12 @@ def test_100_threads_on_a_missing_token_fetch_once(forge_stress: Stress) -> None
     """100 threads that all find no token produce exactly one fetch per round, and share it."""
     provider = FakeTokenProvider(latency=0.002)
     manager = TokenManager(provider)
-    fetches_before: list[int] = []
 
-    def before_round(_: int) -> None:
-        manager.invalidate()
-        fetches_before.append(provider.fetch_count)
-
-    report = forge_stress(manager.get_token, threads=100, rounds=10, before_round=before_round)
+    report = forge_stress(
+        manager.get_token, threads=100, rounds=10, before_round=lambda _: manager.invalidate()
+    )
     report.assert_no_errors()
+    report.assert_single_fetch(provider)
     assert provider.fetch_count == 10
     for round_ in report.rounds:
         assert len({getattr(o.result, "access_token", None) for o in round_.outcomes}) == 1
@@ -160,6 +158,7 @@ def test_100_threads_on_an_expired_token_fetch_once(
         manager.get_token, threads=100, rounds=10, before_round=lambda _: forge_clock.advance(600)
     )
     report.assert_no_errors()
+    report.assert_single_fetch(provider)
     assert provider.fetch_count == 11
     assert len({getattr(o.result, "access_token", None) for o in report.outcomes}) == 10
 
@@ -178,7 +177,10 @@ def test_managers_sharing_a_storage_and_key_fetch_once(forge_stress: Stress) -> 
         call, threads=40, rounds=10, before_round=lambda _: storage.delete(managers[0].cache_key)
     )
     report.assert_no_errors()
+    report.assert_single_fetch(provider)
     assert provider.fetch_count == 10
+    for round_ in report.rounds:
+        assert len({token.access_token for token in round_.results}) == 1
 
 
 def test_waiters_get_the_leaders_token_without_fetching(
@@ -367,6 +369,7 @@ def test_50_simultaneous_401s_cause_one_refresh(forge_stress: Stress) -> None:
         lambda: manager.refresh(rejected[0]), threads=50, rounds=10, before_round=before_round
     )
     report.assert_no_errors()
+    report.assert_single_fetch(provider)  # a refresh per round; the first fetch was not a worker's
     assert provider.fetch_count == 11  # the first fetch, then one refresh per round
     for round_ in report.rounds:
         assert len({getattr(o.result, "access_token", None) for o in round_.outcomes}) == 1

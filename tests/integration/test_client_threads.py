@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import gc
-import sys
 import threading
-from collections.abc import Callable
 
 import requests
 
 from requestforge import HttpClient, HttpClientConfigBuilder
-from requestforge_testing import ApiServer, Reply
+from requestforge_testing import ApiServer, Reply, StressRunner
 
 THREADS = 16
 ROUNDS = 20
@@ -26,46 +24,25 @@ class CountingSession(requests.Session):
         super().close()
 
 
-def run_together(count: int, target: Callable[[int], None]) -> None:
-    """Run target(i) in ``count`` threads released at once by a barrier; re-raise failures."""
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            target(i)
-        except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
-    finally:
-        sys.setswitchinterval(previous)
-    assert not any(t.is_alive() for t in threads), "a worker thread hung"
-    if errors:
-        raise errors[0]
-
-
-def test_concurrent_requests(forge_api_server: ApiServer) -> None:
-    """The seed's example: 100 threads sharing one client all succeed."""
+def test_concurrent_requests(forge_api_server: ApiServer, forge_stress: StressRunner) -> None:
+    """The seed's example: 100 threads sharing one client all succeed, each on its own session."""
     forge_api_server.add("/users", Reply(json={"ok": True}))
     config = HttpClientConfigBuilder().with_base_url(forge_api_server.url).build()
-    results: list[int] = []
     with HttpClient(config) as client:
-        run_together(
-            100, lambda i: results.append(client.get("/users", params={"i": i}).status_code)
+        report = forge_stress(
+            lambda: client.get("/users").status_code,
+            threads=100,
+            sessions=client,
         )
-    assert results == [200] * 100
+    report.assert_no_errors()
+    assert report.results == [200] * 100
+    assert len(forge_api_server.requests_to("/users")) == 100
+    report.assert_per_thread_sessions(client)
 
 
-def test_each_thread_gets_its_own_session_every_round(forge_api_server: ApiServer) -> None:
+def test_each_thread_gets_its_own_session_every_round(
+    forge_api_server: ApiServer, forge_stress: StressRunner
+) -> None:
     """N threads see N distinct sessions, and a thread sees the same session on every request."""
     forge_api_server.add("/s", Reply(body="s"))
     config = HttpClientConfigBuilder().with_base_url(forge_api_server.url).build()
@@ -78,20 +55,21 @@ def test_each_thread_gets_its_own_session_every_round(forge_api_server: ApiServe
             created.append(session)
         return session
 
-    for _ in range(ROUNDS):
-        seen: dict[int, set[int]] = {}
-        with HttpClient(config, session_factory=factory) as client:
+    with HttpClient(config, session_factory=factory) as client:
 
-            def work(i: int, seen: dict[int, set[int]] = seen) -> None:
-                ids = set()
-                for _ in range(3):
-                    client.get("/s")
-                    ids.add(id(client.session))
-                seen[i] = ids
+        def work() -> set[int]:
+            ids = set()
+            for _ in range(3):
+                client.get("/s").raise_for_status()
+                ids.add(id(client.session))
+            return ids
 
-            run_together(THREADS, work)
-        assert all(len(ids) == 1 for ids in seen.values()), seen
-        assert len({next(iter(ids)) for ids in seen.values()}) == THREADS
+        report = forge_stress(work, threads=THREADS, rounds=ROUNDS, sessions=client)
+    report.assert_no_errors()
+    # Each worker sent its three requests on the one session the harness saw it hold...
+    assert [o.result for o in report.outcomes] == [{id(o.sessions[0])} for o in report.outcomes]
+    # ...and no two workers, in the same round or not, held the same session.
+    report.assert_per_thread_sessions(client)
     assert len(created) == THREADS * ROUNDS
 
 
@@ -139,15 +117,20 @@ def test_session_of_a_finished_thread_is_closed(forge_api_server: ApiServer) -> 
     assert len(closed) == 5
 
 
-def test_tcp_connections_match_threads(forge_api_server: ApiServer) -> None:
+def test_tcp_connections_match_threads(
+    forge_api_server: ApiServer, forge_stress: StressRunner
+) -> None:
     """Each thread keeps its own keep-alive connection: connections accepted equals threads."""
     forge_api_server.add("/k", Reply(body="k"))
     config = HttpClientConfigBuilder().with_base_url(forge_api_server.url).build()
     with HttpClient(config) as client:
 
-        def work(_: int) -> None:
+        def work() -> None:
             for _ in range(5):
-                client.get("/k")
+                client.get("/k").raise_for_status()
 
-        run_together(8, work)
+        report = forge_stress(work, threads=8, sessions=client)
+    report.assert_no_errors()
+    report.assert_per_thread_sessions(client)
+    assert len(forge_api_server.requests_to("/k")) == 40
     assert forge_api_server.connections_accepted == 8

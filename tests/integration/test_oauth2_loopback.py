@@ -3,7 +3,6 @@ TokenManager and an HttpClient: fetch once, renew on expiry, recover from a revo
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from requestforge import (
     TokenManager,
     TokenResponseError,
 )
-from requestforge_testing import FakeClock, OAuthServer, Reply
+from requestforge_testing import FakeClock, OAuthServer, Reply, StressRunner
 
 CLIENT_ID, CLIENT_SECRET = "forge-client", "forge-secret"
 USERNAME, PASSWORD = "forge-user", "forge-password"
@@ -172,28 +171,22 @@ def test_one_token_serves_many_requests(forge_oauth_server: OAuthServer) -> None
 
 
 def test_threads_racing_for_the_first_token_cause_one_fetch(
-    forge_oauth_server: OAuthServer,
+    forge_oauth_server: OAuthServer, forge_stress: StressRunner
 ) -> None:
     """Eight threads start together while the token endpoint is slow: one token request."""
     forge_oauth_server.latency = 0.2  # keeps the first fetch in flight while the others arrive
     manager = TokenManager(_cc(forge_oauth_server))
-    barrier = threading.Barrier(8)
-    statuses: list[int] = []
-    lock = threading.Lock()
     with _api_client(forge_oauth_server, manager) as client:
-
-        def call() -> None:
-            barrier.wait()
-            status = client.get("/race").status_code
-            with lock:
-                statuses.append(status)
-
-        threads = [threading.Thread(target=call) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert statuses == [200] * 8
+        report = forge_stress(
+            lambda: client.get("/race").status_code,
+            threads=8,
+            counter=forge_oauth_server,
+            sessions=client,
+        )
+    report.assert_no_errors()
+    assert report.results == [200] * 8
+    report.assert_single_fetch(forge_oauth_server)
+    report.assert_per_thread_sessions(client)
     assert forge_oauth_server.fetch_count == 1
 
 

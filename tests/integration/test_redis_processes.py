@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 
 from requestforge import ClientCredentialsTokenProvider, RedisTokenStorage, TokenManager
-from requestforge_testing import FakeClock, FakeTokenProvider, OAuthServer, RedisServer
+from requestforge_testing import (
+    FakeClock,
+    FakeTokenProvider,
+    OAuthServer,
+    RedisServer,
+    forge_stress,
+)
 
 PROCESSES = 4
 THREADS = 8
@@ -32,33 +38,27 @@ _mp = multiprocessing.get_context("spawn")
 
 
 def _worker(conn: Connection, redis_url: str, token_url: str, barrier: Any, threads: int) -> None:
-    """A worker process: each round, set the clock, then ``threads`` threads ask for a token."""
+    """A worker process: each round, set the clock, then ``threads`` threads ask for a token
+    once every thread of every process has reached the cross-process ``barrier``."""
     clock = FakeClock()
     clock.install()
     provider = ClientCredentialsTokenProvider(token_url, "forge-client", "forge-secret")
     manager = TokenManager(provider, RedisTokenStorage(redis_url))
+
+    def ask() -> str:
+        barrier.wait(30)
+        return manager.get_token().access_token
+
     while (message := conn.recv()) is not None:
         clock.set(datetime.fromisoformat(message))
-        seen: list[str] = []
-        pool = [
-            threading.Thread(target=_ask, args=(manager, barrier, seen)) for _ in range(threads)
-        ]
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join()
-        conn.send(seen)
+        report = forge_stress(ask, threads=threads)
+        conn.send(
+            [
+                f"error: {type(o.error).__name__}: {o.error}" if o.error else str(o.result)
+                for o in report.outcomes
+            ]
+        )
     provider.close()
-
-
-def _ask(manager: TokenManager, barrier: Any, seen: list[str]) -> None:
-    """One thread of a worker process: wait for every thread of every process, then ask."""
-    barrier.wait(30)
-    try:
-        token = manager.get_token().access_token
-    except Exception as exc:  # noqa: BLE001 - reported to the test process
-        token = f"error: {type(exc).__name__}: {exc}"
-    seen.append(token)  # list.append is atomic: no lock needed
 
 
 def test_processes_fetch_once_per_expiry(
@@ -78,7 +78,9 @@ def test_processes_fetch_once_per_expiry(
     ]
     for worker in workers:
         worker.start()
-    fetches, tokens = [], []
+    fetches: list[int] = []
+    tokens: list[set[str]] = []
+    answers: list[int] = []
     try:
         for _ in range(ROUNDS):
             before = forge_oauth_server.fetch_count
@@ -87,6 +89,7 @@ def test_processes_fetch_once_per_expiry(
             seen = [token for parent, _ in pipes for token in parent.recv()]
             fetches.append(forge_oauth_server.fetch_count - before)
             tokens.append(set(seen))
+            answers.append(len(seen))
             forge_clock.advance(LIFETIME)  # the next round starts past the expiry
     finally:
         for parent, _ in pipes:
@@ -94,6 +97,7 @@ def test_processes_fetch_once_per_expiry(
         for worker in workers:
             worker.join(30)
     assert [worker.exitcode for worker in workers] == [0] * PROCESSES
+    assert answers == [PROCESSES * THREADS] * ROUNDS  # every thread of every process answered
     assert fetches == [1] * ROUNDS
     assert [len(round_tokens) for round_tokens in tokens] == [1] * ROUNDS
     assert all(not token.startswith("error") for round_tokens in tokens for token in round_tokens)

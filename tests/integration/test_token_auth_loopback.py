@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -17,7 +16,14 @@ from requestforge import (
     LoggingResponseHook,
     TokenManager,
 )
-from requestforge_testing import ApiServer, FakeClock, FakeTokenProvider, RecordedRequest, Reply
+from requestforge_testing import (
+    ApiServer,
+    FakeClock,
+    FakeTokenProvider,
+    RecordedRequest,
+    Reply,
+    StressRunner,
+)
 
 
 def _guarded(
@@ -46,18 +52,26 @@ def _client(server: ApiServer, manager: TokenManager) -> HttpClient:
     return HttpClient(config)
 
 
-def test_many_threads_share_one_token(forge_api_server: ApiServer, forge_stress: Any) -> None:
+def test_many_threads_share_one_token(
+    forge_api_server: ApiServer, forge_stress: StressRunner
+) -> None:
     """64 threads making requests through one client cause exactly one token fetch."""
     forge_api_server.add_handler("/data", _guarded(set()))
     provider = FakeTokenProvider(latency=0.002)
     with _client(forge_api_server, TokenManager(provider)) as client:
-        report = forge_stress(lambda: client.get("/data").json()["token"], threads=64, rounds=3)
+        report = forge_stress(
+            lambda: client.get("/data").json()["token"], threads=64, rounds=3, sessions=client
+        )
     report.assert_no_errors()
     assert set(report.results) == {"fake-access-1"}
+    report.assert_single_fetch(provider, rounds=[0])  # the first round's, then none
     assert provider.fetch_count == 1
+    report.assert_per_thread_sessions(client)
 
 
-def test_burst_of_401s_causes_one_refresh(forge_api_server: ApiServer, forge_stress: Any) -> None:
+def test_burst_of_401s_causes_one_refresh(
+    forge_api_server: ApiServer, forge_stress: StressRunner
+) -> None:
     """When the server revokes the token, 50 rejected threads refresh it once and all succeed."""
     revoked: set[str] = set()
     rejections: list[str] = []
@@ -75,9 +89,12 @@ def test_burst_of_401s_causes_one_refresh(forge_api_server: ApiServer, forge_str
             threads=50,
             rounds=5,
             before_round=revoke_current,
+            sessions=client,
         )
     report.assert_no_errors()
+    report.assert_single_fetch(provider)  # the workers' one refresh per round
     assert provider.fetch_count == 1 + 5
+    report.assert_per_thread_sessions(client)
     for round_ in report.rounds:
         assert len({outcome.result for outcome in round_.outcomes}) == 1
     # Every rejected request was resent exactly once, and every round began with a rejection.
