@@ -19,15 +19,17 @@ Thread-safety for the storage operations themselves is composed from mixins that
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
+import time
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Final
 
-from requestforge._exceptions import TokenStorageError
+from requestforge._exceptions import ConfigurationError, TokenStorageError
 from requestforge._tokens import TokenData
 
 __all__ = [
@@ -106,6 +108,37 @@ def _nothing_inside(cls: type, mixin: type) -> bool:
     return True
 
 
+def _lock_timeout(timeout: object) -> float:
+    """``refresh_lock``'s timeout, checked: a finite number of seconds >= 0."""
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout < 0
+    ):
+        raise ConfigurationError(
+            f"timeout must be a finite number of seconds >= 0, got {timeout!r}"
+        )
+    return float(timeout)
+
+
+def _poll_for_lock(take: Callable[[], bool], deadline: float, first: float, most: float) -> bool:
+    """Call ``take()`` until it returns True, pausing ``first`` seconds and doubling up to
+    ``most``; False once the ``time.monotonic()`` deadline passes.
+
+    The pause is real time on purpose: the library clock may be a fake whose ``sleep``
+    advances time instead of waiting, which would turn the poll into a busy loop.
+    """
+    pause, waiter = first, threading.Event()  # never set: wait() is a real-time pause
+    while not take():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        waiter.wait(min(pause, remaining))
+        pause = min(pause * 2, most)
+    return True
+
+
 class TokenStorageInterface(ABC):
     """Keeps tokens by key; the :class:`~requestforge.TokenManager` reads it on every request.
 
@@ -138,7 +171,7 @@ class TokenStorageInterface(ABC):
         previous holder has usually just stored a fresh token.
         """
         lock = _refresh_locks.get((id(self), key))
-        if not lock.acquire(timeout=timeout):
+        if not lock.acquire(timeout=_lock_timeout(timeout)):
             raise TokenStorageError(
                 f"could not take the refresh lock for {key!r} within {timeout:g}s"
             )

@@ -35,7 +35,12 @@ from typing import Any, Final, Protocol, cast
 
 from requestforge._clock import Clock, get_default_clock
 from requestforge._exceptions import ConfigurationError, TokenStorageError
-from requestforge._storage import TokenStorageInterface, _KeyedLocks
+from requestforge._storage import (
+    TokenStorageInterface,
+    _KeyedLocks,
+    _lock_timeout,
+    _poll_for_lock,
+)
 from requestforge._tokens import TokenData, decode_token, encode_token
 
 __all__ = ["DjangoCacheTokenStorage"]
@@ -262,15 +267,7 @@ class DjangoCacheTokenStorage(TokenStorageInterface):
         the cache. Re-entrant for the holding thread. Raises ``TokenStorageError`` if the
         lock is not taken within ``timeout`` seconds (real time, not the library's clock).
         """
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or timeout < 0
-        ):
-            raise ConfigurationError(
-                f"timeout must be a finite number of seconds >= 0, got {timeout!r}"
-            )
+        timeout = _lock_timeout(timeout)
         deadline = time.monotonic() + timeout
         local = self._local_locks.get(key)
         if not local.acquire(timeout=timeout):
@@ -308,23 +305,20 @@ class DjangoCacheTokenStorage(TokenStorageInterface):
         """Add the lock key with a fresh owner token, polling with backoff until ``deadline``."""
         owner = uuid.uuid4().hex
         lock_key = self._cache_key("lock", key)
-        delay = self.LOCK_POLL_INITIAL
-        waiter = threading.Event()  # never set: waiting on it is a real-time pause
         cache = self._cache()
-        while True:
+
+        def take() -> bool:
             try:
-                if cache.add(lock_key, owner, timeout=self._lease):
-                    return owner
+                return bool(cache.add(lock_key, owner, timeout=self._lease))
             except Exception as exc:
                 raise self._failure("lock", exc) from exc
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TokenStorageError(
-                    f"could not take the refresh lock for {key!r} in Django cache "
-                    f"{self._alias!r} before the timeout (another process or storage holds it)"
-                )
-            waiter.wait(min(delay, remaining))
-            delay = min(delay * 2, self.LOCK_POLL_MAX)
+
+        if not _poll_for_lock(take, deadline, self.LOCK_POLL_INITIAL, self.LOCK_POLL_MAX):
+            raise TokenStorageError(
+                f"could not take the refresh lock for {key!r} in Django cache "
+                f"{self._alias!r} before the timeout (another process or storage holds it)"
+            )
+        return owner
 
     def _release(self, key: str, owner: str) -> None:
         """Delete the lock if it is still ours. Never raises: the lease frees it anyway."""

@@ -38,7 +38,12 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from requestforge._clock import Clock, get_default_clock
 from requestforge._exceptions import ConfigurationError, TokenStorageError
 from requestforge._redact import redact_url
-from requestforge._storage import TokenStorageInterface, _KeyedLocks
+from requestforge._storage import (
+    TokenStorageInterface,
+    _KeyedLocks,
+    _lock_timeout,
+    _poll_for_lock,
+)
 from requestforge._tokens import TokenData, decode_token, encode_token
 
 if TYPE_CHECKING:
@@ -190,7 +195,6 @@ class RedisTokenStorage(TokenStorageInterface):
         self._last: dict[str, tuple[bytes | str, TokenData | None]] = {}
         self._local_locks = _KeyedLocks()
         self._held = threading.local()
-        self._pause = threading.Event()  # never set: waiting on it is a real-time pause
         self._warn_lock = threading.Lock()
         self._warned_at = -math.inf
         self._suppressed = 0
@@ -285,13 +289,7 @@ class RedisTokenStorage(TokenStorageInterface):
         Re-entrant per thread. Raises :class:`~requestforge.TokenStorageError` if the lock is
         not free within ``timeout`` seconds (real time, whatever the library clock says).
         """
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or timeout < 0
-        ):
-            raise ConfigurationError(f"timeout must be a finite number >= 0, got {timeout!r}")
+        timeout = _lock_timeout(timeout)
         held = self._holds(key)
         if held is not None:
             held.depth += 1
@@ -368,22 +366,23 @@ class RedisTokenStorage(TokenStorageInterface):
     def _acquire(self, key: str, lock_key: str, deadline: float, timeout: float) -> str | None:
         """Take the Redis lock and return its owner token; None when degraded to local."""
         owner = secrets.token_hex(16)
-        pause = self.LOCK_POLL_INITIAL
-        while True:
+        degraded = False
+
+        def take() -> bool:
+            nonlocal degraded
             try:
-                if self._client.set(lock_key, owner, nx=True, px=self._lease_ms):
-                    return owner
+                return bool(self._client.set(lock_key, owner, nx=True, px=self._lease_ms))
             except self._errors as exc:
                 self._unavailable("refresh_lock", key, exc)
-                return None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TokenStorageError(
-                    f"could not take the refresh lock for {key!r} within {timeout:g}s: "
-                    f"another process holds it at {self._where}"
-                )
-            self._pause.wait(min(pause, remaining))
-            pause = min(pause * 2, self.LOCK_POLL_MAX)
+                degraded = True
+                return True
+
+        if not _poll_for_lock(take, deadline, self.LOCK_POLL_INITIAL, self.LOCK_POLL_MAX):
+            raise TokenStorageError(
+                f"could not take the refresh lock for {key!r} within {timeout:g}s: "
+                f"another process holds it at {self._where}"
+            )
+        return None if degraded else owner
 
     def _release_lock(self, key: str, lock_key: str, owner: str) -> None:
         """Compare-and-delete; never raises, since the lease ends the lock anyway."""
