@@ -71,11 +71,13 @@ class HttpClient:
     between threads). Pass ``session=`` to use one session of your own for every thread
     instead; you are then responsible for its thread-safety and for closing it.
 
-    The sessions this client creates honour the environment exactly as a stock session does
+    The sessions this client creates honour the environment as a stock session does
     (``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``ALL_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``
     / ``CURL_CA_BUNDLE``, ``.netrc`` or ``$NETRC``), but read it once per host instead of
     on every request: a change to the environment after a thread's session has talked to
-    a host is not seen by that session. A new client (or a new thread) sees it. Sessions
+    a host is not seen by that session. A new client (or a new thread) sees it. Explicit
+    settings beat ambient ones: ``.netrc`` never replaces an ``Authorization`` header set
+    by an auth hook, and a CA bundle variable never overrides ``verify_ssl=False``. Sessions
     from ``session=`` or ``session_factory=`` are used exactly as given.
     """
 
