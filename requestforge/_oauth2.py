@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final
@@ -33,6 +32,7 @@ from requestforge._providers import TokenProviderInterface
 from requestforge._redact import REDACTED, redact_url
 from requestforge._retry import ExponentialBackoffRetryStrategy
 from requestforge._tokens import TokenData
+from requestforge._validate import count, number
 
 __all__ = ["ClientCredentialsTokenProvider", "PasswordGrantTokenProvider"]
 
@@ -101,9 +101,8 @@ class _OAuth2TokenProvider(TokenProviderInterface):
                 f"client_auth must be one of {self.CLIENT_AUTH_METHODS}, got {client_auth!r}"
             )
         self._client_auth = client_auth
-        self._timeout = _valid_timeout(timeout)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        self._timeout = number("timeout", timeout, strict=True)
+        count("max_retries", max_retries, minimum=0)
         if client is not None and not isinstance(client, HttpClient):
             raise ConfigurationError(f"client must be an HttpClient, got {type(client).__name__}")
         if clock is not None and not isinstance(clock, Clock):
@@ -436,11 +435,3 @@ def _valid_extra_params(params: object) -> dict[str, str]:
         if name in _RESERVED_PARAMS:
             raise ConfigurationError(f"extra_params may not set {name!r}; the provider sets it")
     return dict(params)
-
-
-def _valid_timeout(timeout: object) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise ConfigurationError(f"timeout must be a number of seconds, got {timeout!r}")
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ConfigurationError(f"timeout must be positive and finite, got {timeout!r}")
-    return float(timeout)

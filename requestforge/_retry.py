@@ -31,6 +31,7 @@ from requestforge._exceptions import (
     RequestTimeoutError,
 )
 from requestforge._models import HttpMethod, HttpResponse, RequestContext
+from requestforge._validate import count, flag, number
 
 __all__ = [
     "DEFAULT_ALLOWED_METHODS",
@@ -163,11 +164,11 @@ class BaseRetryStrategy(RetryStrategyInterface):
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         clock: Clock | None = None,
     ) -> None:
-        self._max_retries: Final = _count("max_retries", max_retries, minimum=0)
+        self._max_retries: Final = count("max_retries", max_retries, minimum=0)
         self.allowed_methods: Final = _methods(allowed_methods)
         self.retry_statuses = _statuses(retry_statuses)
-        self.respect_retry_after: Final = _flag("respect_retry_after", respect_retry_after)
-        self.max_retry_after: Final = _number("max_retry_after", max_retry_after)
+        self.respect_retry_after: Final = flag("respect_retry_after", respect_retry_after)
+        self.max_retry_after: Final = number("max_retry_after", max_retry_after)
         self.clock: Final = _clock(clock)
 
     @property
@@ -245,7 +246,7 @@ class SimpleRetryStrategy(BaseRetryStrategy):
             max_retry_after=max_retry_after,
             clock=clock,
         )
-        self.delay: Final = _number("delay", delay)
+        self.delay: Final = number("delay", delay)
 
     def _backoff(self, attempt: int) -> float:
         return self.delay
@@ -292,10 +293,10 @@ class ExponentialBackoffRetryStrategy(BaseRetryStrategy):
             max_retry_after=max_retry_after,
             clock=clock,
         )
-        self.base_delay: Final = _number("base_delay", base_delay, strict=True)
-        self.max_delay: Final = _number("max_delay", max_delay, minimum=self.base_delay)
-        self.multiplier: Final = _number("multiplier", multiplier, minimum=1.0)
-        self.jitter: Final = _flag("jitter", jitter)
+        self.base_delay: Final = number("base_delay", base_delay, strict=True)
+        self.max_delay: Final = number("max_delay", max_delay, minimum=self.base_delay)
+        self.multiplier: Final = number("multiplier", multiplier, minimum=1.0)
+        self.jitter: Final = flag("jitter", jitter)
         if rng is not None and not isinstance(rng, random.Random):
             raise ConfigurationError(f"rng must be a random.Random, got {rng!r}")
         self._rng: Final = rng if rng is not None else _system_random
@@ -351,8 +352,8 @@ class CircuitBreakerRetryStrategy(RetryStrategyInterface):
         retry: RetryStrategyInterface | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.failure_threshold: Final = _count("failure_threshold", failure_threshold, minimum=1)
-        self.reset_timeout: Final = _number("reset_timeout", reset_timeout, strict=True)
+        self.failure_threshold: Final = count("failure_threshold", failure_threshold, minimum=1)
+        self.reset_timeout: Final = number("reset_timeout", reset_timeout, strict=True)
         if retry is not None and not isinstance(retry, RetryStrategyInterface):
             raise ConfigurationError(f"retry must be a RetryStrategyInterface, got {retry!r}")
         self.retry: Final = retry if retry is not None else ExponentialBackoffRetryStrategy()
@@ -460,27 +461,6 @@ class CircuitBreakerRetryStrategy(RetryStrategyInterface):
 
 
 # Validation helpers: each returns the checked value or raises ConfigurationError.
-
-
-def _count(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _number(name: str, value: object, *, minimum: float = 0.0, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-        bound = ">" if strict else ">="
-        raise ConfigurationError(f"{name} must be a finite number {bound} {minimum}, got {value!r}")
-    return float(value)
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"{name} must be True or False, got {value!r}")
-    return value
 
 
 def _clock(clock: object) -> Clock | None:

@@ -19,7 +19,6 @@ Thread-safety for the storage operations themselves is composed from mixins that
 
 from __future__ import annotations
 
-import math
 import sys
 import threading
 import time
@@ -29,8 +28,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Final
 
-from requestforge._exceptions import ConfigurationError, TokenStorageError
+from requestforge._exceptions import TokenStorageError
 from requestforge._tokens import TokenData
+from requestforge._validate import number
 
 __all__ = [
     "InMemoryTokenStorage",
@@ -110,16 +110,7 @@ def _nothing_inside(cls: type, mixin: type) -> bool:
 
 def _lock_timeout(timeout: object) -> float:
     """``refresh_lock``'s timeout, checked: a finite number of seconds >= 0."""
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout < 0
-    ):
-        raise ConfigurationError(
-            f"timeout must be a finite number of seconds >= 0, got {timeout!r}"
-        )
-    return float(timeout)
+    return number("timeout", timeout)
 
 
 def _poll_for_lock(take: Callable[[], bool], deadline: float, first: float, most: float) -> bool:

@@ -42,6 +42,7 @@ from requestforge._storage import (
     _poll_for_lock,
 )
 from requestforge._tokens import TokenData, decode_token, encode_token
+from requestforge._validate import number
 
 __all__ = ["DjangoCacheTokenStorage"]
 
@@ -153,16 +154,7 @@ class DjangoCacheTokenStorage(TokenStorageInterface):
                 f"{self.MAX_KEY_PREFIX_LENGTH} printable ASCII characters without spaces, "
                 f"got {key_prefix!r}"
             )
-        if (
-            isinstance(lock_lease, bool)
-            or not isinstance(lock_lease, int | float)
-            or not math.isfinite(lock_lease)
-            or lock_lease < self.MIN_LOCK_LEASE
-        ):
-            raise ConfigurationError(
-                f"lock_lease must be a finite number of seconds >= {self.MIN_LOCK_LEASE:g} "
-                f"(cache timeouts are whole seconds on some backends), got {lock_lease!r}"
-            )
+        number("lock_lease", lock_lease, minimum=self.MIN_LOCK_LEASE)
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigurationError(f"clock must be a Clock (now/monotonic/sleep), got {clock!r}")
         self._caches, self._config_errors, self._invalid_key = _import_django()

@@ -45,6 +45,7 @@ from requestforge._storage import (
     _poll_for_lock,
 )
 from requestforge._tokens import TokenData, decode_token, encode_token
+from requestforge._validate import number
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -140,15 +141,7 @@ class RedisTokenStorage(TokenStorageInterface):
             raise ConfigurationError(
                 f"namespace must be a non-empty string without braces, got {namespace!r}"
             )
-        if (
-            isinstance(lock_lease, bool)
-            or not isinstance(lock_lease, int | float)
-            or not math.isfinite(lock_lease)
-            or lock_lease < 0.001
-        ):
-            raise ConfigurationError(
-                f"lock_lease must be a finite number of seconds >= 0.001, got {lock_lease!r}"
-            )
+        number("lock_lease", lock_lease, minimum=0.001)
         if on_unavailable not in ("raise", "local"):
             raise ConfigurationError(
                 f"on_unavailable must be 'raise' or 'local', got {on_unavailable!r}"

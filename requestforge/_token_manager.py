@@ -31,6 +31,7 @@ from requestforge._exceptions import ConfigurationError, TokenEndpointError, Tok
 from requestforge._providers import TokenProviderInterface
 from requestforge._storage import InMemoryTokenStorage, TokenStorageInterface
 from requestforge._tokens import TokenData
+from requestforge._validate import number
 
 __all__ = ["TokenManager"]
 
@@ -110,9 +111,9 @@ class TokenManager:
         self._provider = provider
         self._storage = storage if storage is not None else InMemoryTokenStorage()
         self._key = cache_key
-        self._leeway = _seconds("leeway", leeway)
-        self._window = _seconds("refresh_window", refresh_window)
-        self._wait_timeout = _seconds("wait_timeout", wait_timeout, positive=True)
+        self._leeway = number("leeway", leeway)
+        self._window = number("refresh_window", refresh_window)
+        self._wait_timeout = number("wait_timeout", wait_timeout, strict=True)
         self._clock = clock
         self._state_lock = threading.Lock()
         self._flight: _Flight | None = None
@@ -349,11 +350,3 @@ class TokenManager:
 def _valid(token: TokenData, clock: Clock) -> bool:
     """Not yet past ``expires_at``, leeway aside: still worth sending when nothing better exists."""
     return token.expires_at is None or clock.now() < token.expires_at
-
-
-def _seconds(name: str, value: float, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigurationError(f"{name} must be a finite number of seconds, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ConfigurationError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
