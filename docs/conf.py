@@ -94,8 +94,9 @@ def _public_bases(app: Sphinx, name: str, obj: object, options: object, bases: l
     pending = list(bases)
     while pending:
         base = pending.pop(0)
-        if base.__name__.startswith("_"):
-            pending[:0] = [b for b in base.__bases__ if b is not object]
+        origin = getattr(base, "__origin__", base)  # _Helper[T] is an alias of _Helper
+        if origin.__name__.startswith("_"):
+            pending[:0] = [b for b in origin.__bases__ if b is not object]
         elif base not in public:
             public.append(base)
     bases[:] = public or [object]

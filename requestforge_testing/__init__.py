@@ -1,8 +1,12 @@
 """Test helpers for requestforge, and the pytest plugin that pytest loads from here.
 
-The classes work without pytest. The fixtures are re-exported only when pytest is
-importable, because pytest registers fixtures from this module (the ``pytest11`` entry
-point) and ``import requestforge_testing`` must still work where pytest is absent.
+The plugin's dependencies (pytest, responses, vcrpy, time-machine) come with the
+``requestforge[testing]`` extra; a plain ``pip install requestforge`` has none of them. The
+classes work without them: each imports what it needs only when used. The fixtures are
+re-exported only when pytest is importable, because pytest registers fixtures from this
+module (the ``pytest11`` entry point) and ``import requestforge_testing`` must still work
+where pytest is absent; without the rest of the extra the plugin loads but refuses to run
+its fixtures (see ``plugin.py``).
 
 PYTEST_DONT_REWRITE: there are no asserts here to rewrite, and the marker keeps pytest from
 warning "already imported" when pytester loads this plugin again inside a test run.
@@ -19,7 +23,7 @@ from requestforge_testing._cassette_errors import (
     MissingCassetteError,
 )
 from requestforge_testing._cassettes import ForgeCassette
-from requestforge_testing._clock import FakeClock
+from requestforge_testing._clock import FakeClock, ForgeClockWarning
 from requestforge_testing._fetchers import FakeTokenFetcher
 from requestforge_testing._oauth_server import OAuthServer, RecordedTokenRequest
 from requestforge_testing._providers import (
@@ -30,6 +34,8 @@ from requestforge_testing._providers import (
 from requestforge_testing._redis import RedisServer
 from requestforge_testing._servers import UNSET, ApiServer, RecordedRequest, Reply
 from requestforge_testing._stress import (
+    ForgeStressWarning,
+    StressCounter,
     StressOutcome,
     StressReport,
     StressRound,
@@ -49,6 +55,8 @@ __all__ = [
     "FakeTokenProvider",
     "FakeTokenProviderFactory",
     "ForgeCassette",
+    "ForgeClockWarning",
+    "ForgeStressWarning",
     "MissingCassetteError",
     "OAuthServer",
     "ProviderCall",
@@ -56,6 +64,7 @@ __all__ = [
     "RecordedTokenRequest",
     "RedisServer",
     "Reply",
+    "StressCounter",
     "StressOutcome",
     "StressReport",
     "StressRound",
@@ -83,9 +92,22 @@ if find_spec("pytest") is not None:
         pytest_addoption,
         pytest_collection_modifyitems,
         pytest_configure,
+        pytest_fixture_setup,
+        pytest_generate_tests,
         pytest_pyfunc_call,
         pytest_runtest_makereport,
+        pytest_runtest_protocol,
+        pytest_runtest_setup,
+        pytest_unconfigure,
     )
     from requestforge_testing.plugin import (  # noqa: F401 - pytest registers it as "forge_stress"
         forge_stress_fixture as _forge_stress_fixture,
     )
+
+# Errors and warnings show their class's module in every traceback and warning summary:
+# the package users import them from, not the private module that defines them.
+for _name in __all__:
+    _exported = globals()[_name]
+    if isinstance(_exported, type) and issubclass(_exported, BaseException):
+        _exported.__module__ = __name__
+del _name, _exported

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from requestforge_testing._cassette_match import Difference, RequestView
+from requestforge_testing._cassette_match import ASPECTS, Difference, RequestView
 
 __all__ = [
     "Candidate",
@@ -79,13 +80,18 @@ def mismatch_message(
     live: RequestView,
     candidates: list[Candidate],
     closest: Candidate | None,
+    *,
+    aspects: Sequence[str] = ASPECTS,
 ) -> str:
+    """What a refused request was, and how it differs from the closest recorded one."""
     lines = [
         f"this request is not in the cassette {shown(path)}:",
         f"    {live.describe()}",
         f"  record mode {record_mode!r}; {len(candidates)} recorded interaction(s), "
         f"{sum(1 for c in candidates if c.played)} played",
     ]
+    if tuple(aspects) != ASPECTS:
+        lines.append(f"  compared (match_on): {', '.join(aspects)}")
     if closest is None:
         lines.append("  the cassette has no recorded interactions")
     elif not closest.differences:
@@ -107,6 +113,7 @@ def mismatch_message(
 
 
 def summary(path: Path, violations: list[CassetteError]) -> CassetteError:
+    """One error for every refusal the code under test caught, raised when it closes."""
     kinds = {type(v) for v in violations}
     kind = kinds.pop() if len(kinds) == 1 else CassetteError
     message = (
@@ -124,6 +131,7 @@ def summary(path: Path, violations: list[CassetteError]) -> CassetteError:
 
 
 def shown(path: Path) -> str:
+    """``path`` relative to the working directory where it is under it: shorter messages."""
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:

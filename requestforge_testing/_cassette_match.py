@@ -3,27 +3,44 @@
 Both sides are scrubbed first (see ``_scrubbing``), so secrets are placeholders on both. A
 recorded placeholder matches any value in the same place: the recording only promises that
 *a* secret was there, and the live request's real credentials or replayed tokens are
-equally secret. Everything else is compared exactly: method, URL (scheme, host, port,
-path), query parameters, the OAuth ``grant_type``, the body's parameters (form fields or
-JSON) and the ``Authorization`` scheme. Headers such as ``User-Agent`` are not compared:
-they change with library versions, not with what the code asks for.
+equally secret. Everything else is compared exactly, part by part (:data:`ASPECTS`, the
+names ``match_on`` takes): the method; the host (scheme, host and port); the path; the
+query parameters; the OAuth ``grant_type``; the body's other parameters (form fields or
+JSON); the ``Authorization`` scheme; and the user part of HTTP Basic credentials, which in
+OAuth is the client id (its secret is a placeholder, never compared). Headers such as
+``User-Agent`` are not compared: they change with library versions, not with what the code
+asks for.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
-from requestforge_testing._scrubbing import PLACEHOLDER_PREFIX
+from requestforge_testing._scrubbing import (
+    MIN_BASIC_SECRET,
+    PLACEHOLDER_PREFIX,
+    basic_credentials,
+)
 
 __all__ = ["ASPECTS", "Difference", "RequestView", "compare"]
 
-#: What is compared, in the order differences are reported.
-ASPECTS: Final = ("method", "URL", "query", "grant type", "parameters", "authorization")
+#: The parts of a request that can be compared (``match_on``), in the order differences
+#: are reported; all of them by default.
+ASPECTS: Final = (
+    "method",
+    "host",
+    "path",
+    "query",
+    "grant_type",
+    "body",
+    "auth_scheme",
+    "basic_user",
+)
 #: Differences listed per aspect before "... and N more".
 MAX_LISTED: Final = 6
 
@@ -34,7 +51,7 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 @dataclass(frozen=True)
 class Difference:
-    """One way a live request differs from a recorded one."""
+    """One way a live request differs from a recorded one, in one of :data:`ASPECTS`."""
 
     aspect: str
     detail: str
@@ -48,12 +65,14 @@ class RequestView:
     """The parts of a (scrubbed) request that matching looks at."""
 
     method: str
-    url: str
+    host: str  # scheme://host[:port], the port only if not the scheme's default
+    path: str
     query: tuple[tuple[str, str], ...]
     grant_type: str | None
     body_kind: str  # "none", "form", "json", "text" or "bytes"
     body: Any
     auth_scheme: str | None
+    basic_user: str | None  # the user part of Basic credentials, if they show one
 
     @classmethod
     def of(
@@ -67,7 +86,7 @@ class RequestView:
         except ValueError:
             port = None
         shown_port = "" if port is None or port == _DEFAULT_PORTS.get(scheme) else f":{port}"
-        url = f"{scheme}://{(parts.hostname or '').lower()}{shown_port}{parts.path or '/'}"
+        host = f"{scheme}://{(parts.hostname or '').lower()}{shown_port}"
         query = tuple(sorted(parse_qsl(parts.query, keep_blank_values=True)))
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
         kind, parsed = _parse_body(body or b"", content_type)
@@ -78,8 +97,20 @@ class RequestView:
             value = parsed.get("grant_type")
             grant = value if isinstance(value, str) else None
         auth = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
-        auth_scheme = None if auth is None else auth.strip().partition(" ")[0].lower() or None
-        return cls(method.upper(), url, query, grant, kind, parsed, auth_scheme)
+        scheme_name, _, credentials = (auth or "").strip().partition(" ")
+        auth_scheme = scheme_name.lower() or None
+        user = None
+        if auth_scheme == "basic":
+            pair = basic_credentials(credentials.strip())
+            user = None if pair is None else pair[0]
+        return cls(
+            method.upper(), host, parts.path or "/", query, grant, kind, parsed, auth_scheme, user
+        )
+
+    @property
+    def url(self) -> str:
+        """Host and path, without the query."""
+        return self.host + self.path
 
     def describe(self) -> str:
         """``POST http://loopback-1.invalid/oauth/token (grant_type=password)``."""
@@ -89,31 +120,65 @@ class RequestView:
         return line + (f" (grant_type={self.grant_type})" if self.grant_type else "")
 
 
-def compare(recorded: RequestView, live: RequestView) -> list[Difference]:
-    """Every aspect in which ``live`` differs from ``recorded``; empty means a match."""
+def compare(
+    recorded: RequestView, live: RequestView, aspects: Collection[str] = ASPECTS
+) -> list[Difference]:
+    """Every aspect (of ``aspects``) in which ``live`` differs from ``recorded``; empty
+    means a match."""
     found: list[Difference] = []
-    if recorded.method != live.method:
+    if "method" in aspects and recorded.method != live.method:
         found.append(Difference("method", f"recorded {recorded.method}, sent {live.method}"))
-    if not same_text(recorded.url, live.url):
-        found.append(Difference("URL", f"recorded {recorded.url}, sent {live.url}"))
-    query = _pair_differences(recorded.query, live.query)
+    if "host" in aspects and not same_text(recorded.host, live.host):
+        found.append(Difference("host", f"recorded {recorded.host}, sent {live.host}"))
+    if "path" in aspects and not same_text(recorded.path, live.path):
+        found.append(Difference("path", f"recorded {recorded.path}, sent {live.path}"))
+    query = _pair_differences(recorded.query, live.query) if "query" in aspects else ""
     if query:
         found.append(Difference("query", query))
-    if recorded.grant_type != live.grant_type:
+    if "grant_type" in aspects and recorded.grant_type != live.grant_type:
         found.append(
-            Difference("grant type", f"recorded {recorded.grant_type!r}, sent {live.grant_type!r}")
+            Difference("grant_type", f"recorded {recorded.grant_type!r}, sent {live.grant_type!r}")
         )
-    parameters = _body_differences(recorded, live)
-    if parameters:
-        found.append(Difference("parameters", parameters))
-    if recorded.auth_scheme != live.auth_scheme:
+    grant = "grant_type" in aspects
+    body = _body_differences(recorded, live, grant=grant) if "body" in aspects else ""
+    if body:
+        found.append(Difference("body", body))
+    if "auth_scheme" in aspects and recorded.auth_scheme != live.auth_scheme:
         found.append(
             Difference(
-                "authorization",
+                "auth_scheme",
                 f"recorded {recorded.auth_scheme or 'none'}, sent {live.auth_scheme or 'none'}",
             )
         )
+    user = _user_difference(recorded, live) if "basic_user" in aspects else ""
+    if user:
+        found.append(Difference("basic_user", user))
     return found
+
+
+def _user_difference(recorded: RequestView, live: RequestView) -> str:
+    """How the Basic user (the client id) differs; never the secret, which is a placeholder
+    on both sides. Credentials recorded without a readable user match any."""
+    old, new = recorded.basic_user, live.basic_user
+    if old is None or (new is not None and same_text(old, new)):
+        return ""
+    if new is None:
+        if live.auth_scheme != "basic":
+            return f"recorded {old!r}, sent no Basic credentials"
+        return (
+            f"recorded {old!r}, sent Basic credentials scrubbed whole (not user:secret, or "
+            f"a secret shorter than {MIN_BASIC_SECRET} characters: an API key as the user)"
+        )
+    detail = f"recorded {old!r}, sent {new!r}"
+    plain = unquote_plus(old)
+    if plain == unquote_plus(new):
+        encoded = (plain != old, plain != new)
+        where = {(True, False): "in the recording only", (False, True): "in the request only"}
+        detail += (
+            f" (the same id {plain!r}, form-encoded {where.get(encoded, 'differently')}: "
+            "RFC 6749 section 2.3.1 form-encodes an OAuth client id before Basic)"
+        )
+    return detail
 
 
 def same_text(recorded: str, live: str) -> bool:
@@ -163,8 +228,8 @@ def _pair_differences(
     """ "not sent: a; not recorded: b; changed: c 'x' -> 'y'" for two parameter lists."""
     recorded_names = sorted(k for k, _ in recorded)
     live_names = sorted(k for k, _ in live)
-    missing = _without(recorded_names, live_names)
-    extra = _without(live_names, recorded_names)
+    missing = _unmatched(recorded_names, live_names)
+    extra = _unmatched(live_names, recorded_names)
     changed = []
     for name in sorted(set(recorded_names) & set(live_names)):
         old = [v for k, v in recorded if k == name]
@@ -184,16 +249,18 @@ def _pair_differences(
     return "; ".join(parts)
 
 
-def _body_differences(recorded: RequestView, live: RequestView) -> str:
+def _body_differences(recorded: RequestView, live: RequestView, *, grant: bool) -> str:
+    """The body's differences; without ``grant_type`` if ``grant`` (reported on its own)."""
     if recorded.body_kind != live.body_kind:
         return f"recorded a {recorded.body_kind} body, sent a {live.body_kind} body"
+    skip = "grant_type" if grant else None
     if recorded.body_kind == "form":
-        return _pair_differences(_without_grant(recorded.body), _without_grant(live.body))
+        return _pair_differences(_without(recorded.body, skip), _without(live.body, skip))
     if recorded.body_kind == "json":
         old, new = recorded.body, live.body
         if isinstance(old, Mapping) and isinstance(new, Mapping):
-            old = {k: v for k, v in old.items() if k != "grant_type"}
-            new = {k: v for k, v in new.items() if k != "grant_type"}
+            old = {k: v for k, v in old.items() if k != skip}
+            new = {k: v for k, v in new.items() if k != skip}
         return _listed(_json_differences(old, new, "$"))
     if recorded.body_kind == "text" and not same_text(recorded.body, live.body):
         return f"recorded {recorded.body!r:.120}, sent {live.body!r:.120}"
@@ -219,11 +286,11 @@ def _json_differences(recorded: Any, live: Any, path: str) -> list[str]:
     return [f"{path} {json.dumps(recorded):.60} -> {json.dumps(live):.60}"]
 
 
-def _without_grant(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in pairs if k != "grant_type"))
+def _without(pairs: tuple[tuple[str, str], ...], name: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in pairs if k != name))
 
 
-def _without(names: list[str], others: list[str]) -> list[str]:
+def _unmatched(names: list[str], others: list[str]) -> list[str]:
     rest = list(others)
     out = []
     for name in names:

@@ -9,6 +9,11 @@ Kept apart from ``_cassettes`` so that ``ForgeCassette`` works without pytest in
   ``record_mode``; else ``none`` when the ``CI`` environment variable is true (CI must never
   record: a missing cassette fails) and ``once`` otherwise. The command line wins so that a
   cassette pinned by its marker can still be recorded again on purpose.
+- **Rules** (``scrub_headers``, ``scrub_fields``, ``match_on``): a ``forge_cassette_config``
+  fixture of the user's (module, class or conftest) returns them as a dict for many tests;
+  the marker's own keywords come on top: its names are added to the fixture's (so a
+  secret listed once is never let through by a test that lists another), its ``match_on``
+  replaces the fixture's. Checked before the test runs; a mistake fails it at setup.
 """
 
 from __future__ import annotations
@@ -17,16 +22,20 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 
+from requestforge._exceptions import ConfigurationError
 from requestforge_testing._cassette_errors import MissingCassetteError
+from requestforge_testing._cassette_rules import RULE_OPTIONS, CassetteRules
 from requestforge_testing._cassettes import RECORD_MODES, ForgeCassette
 from requestforge_testing._clock import FakeClock
+from requestforge_testing._env import ci_is_set
 
 __all__ = [
     "CALL_FAILED",
+    "CONFIG_FIXTURE",
     "cassette_path",
     "ci_is_set",
     "close_for_test",
@@ -37,16 +46,15 @@ __all__ = [
 #: Set by the plugin's ``pytest_runtest_makereport``: whether the test body failed, in which
 #: case its recording is not saved and the cassette's own refusals are not raised again.
 CALL_FAILED: Final = pytest.StashKey[bool]()
-#: Values of ``CI`` that mean "not CI" (CI services set it to ``true`` or ``1``).
-_FALSE_VALUES: Final = frozenset({"", "0", "false", "no", "off"})
 #: Characters that are not allowed (or not wise) in a file name on some system.
 _UNSAFE = re.compile(r'[\\/:*?"<>|\s]+')
-_MARKER_OPTIONS: Final = frozenset({"path", "record_mode"})
-
-
-def ci_is_set(environ: Mapping[str, str]) -> bool:
-    """Whether ``CI`` says this is a CI run."""
-    return environ.get("CI", "").strip().lower() not in _FALSE_VALUES
+_MARKER_OPTIONS: Final = frozenset({"path", "record_mode", *RULE_OPTIONS})
+#: The user's fixture that gives the rules of every cassette in its scope.
+CONFIG_FIXTURE: Final = "forge_cassette_config"
+_SIGNATURE: Final = (
+    "forge_cassette(path=None, *, record_mode=None, scrub_headers=(), scrub_fields=(), "
+    "match_on=None)"
+)
 
 
 def resolve_record_mode(option: str | None, marker: str | None, environ: Mapping[str, str]) -> str:
@@ -73,14 +81,23 @@ def cassette_path(item: pytest.Item, override: str | os.PathLike[str] | None = N
 def open_for_test(request: pytest.FixtureRequest) -> ForgeCassette:
     """Open the cassette of the test ``request`` belongs to, or fail the test clearly."""
     item = request.node
-    path, marker_mode = _marker_options(item)
+    path, marker_mode, marker_rules = _marker_options(item)
+    rules = _extend(CassetteRules(), f"{CONFIG_FIXTURE} fixture", _config(request))
+    rules = _extend(rules, "forge_cassette marker", marker_rules)
     option = request.config.getoption("forge_record_mode")
     mode = resolve_record_mode(option, marker_mode, os.environ)
     clock = None
     if "forge_clock" in request.fixturenames:
         value = request.getfixturevalue("forge_clock")
         clock = value if isinstance(value, FakeClock) else None
-    cassette = ForgeCassette(cassette_path(item, path), record_mode=mode, clock=clock)
+    cassette = ForgeCassette(
+        cassette_path(item, path),
+        record_mode=mode,
+        clock=clock,
+        scrub_headers=rules.scrub_headers,
+        scrub_fields=rules.scrub_fields,
+        match_on=rules.match_on,
+    )
     try:
         cassette.open()
     except MissingCassetteError as exc:
@@ -96,14 +113,39 @@ def close_for_test(request: pytest.FixtureRequest, cassette: ForgeCassette) -> N
     cassette.close(failed=request.node.stash.get(CALL_FAILED, False))
 
 
-def _marker_options(item: pytest.Item) -> tuple[str | None, str | None]:
+def _config(request: pytest.FixtureRequest) -> Mapping[str, Any]:
+    """The user's ``forge_cassette_config`` fixture's value, or no options without one."""
+    try:
+        config = request.getfixturevalue(CONFIG_FIXTURE)
+    except pytest.FixtureLookupError as exc:
+        if exc.argname != CONFIG_FIXTURE:
+            raise  # the user's fixture exists and asks for one that does not
+        return {}
+    if not isinstance(config, Mapping):
+        pytest.fail(
+            f"the {CONFIG_FIXTURE} fixture must return a dict of the options "
+            f"{', '.join(RULE_OPTIONS)}, got {type(config).__name__}",
+            pytrace=False,
+        )
+    return config
+
+
+def _extend(rules: CassetteRules, source: str, options: Mapping[str, Any]) -> CassetteRules:
+    try:
+        return rules.extended(options)
+    except ConfigurationError as exc:
+        problem = str(exc)
+    pytest.fail(f"{source}: {problem}", pytrace=False)  # outside: no "during handling" chain
+
+
+def _marker_options(item: pytest.Item) -> tuple[str | None, str | None, dict[str, Any]]:
     marker = item.get_closest_marker("forge_cassette")
     if marker is None:
-        return None, None
+        return None, None, {}
     unknown = set(marker.kwargs) - _MARKER_OPTIONS
     if len(marker.args) > 1 or unknown or (marker.args and "path" in marker.kwargs):
         pytest.fail(
-            "forge_cassette marker takes forge_cassette(path=None, *, record_mode=None), got "
+            f"forge_cassette marker takes {_SIGNATURE}, got "
             f"args {marker.args!r} and keywords {sorted(marker.kwargs)!r}",
             pytrace=False,
         )
@@ -116,4 +158,7 @@ def _marker_options(item: pytest.Item) -> tuple[str | None, str | None]:
             f"forge_cassette record_mode must be one of {', '.join(RECORD_MODES)}, got {mode!r}",
             pytrace=False,
         )
-    return (None if path is None else os.fspath(path)), mode
+    rules = {name: marker.kwargs[name] for name in RULE_OPTIONS if name in marker.kwargs}
+    if rules.get("match_on", ()) is None:
+        del rules["match_on"]  # as in the signature: None leaves it to the fixture or default
+    return (None if path is None else os.fspath(path)), mode, rules

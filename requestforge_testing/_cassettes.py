@@ -7,9 +7,16 @@ vcrpy does the recording and replaying; this module adds what auth flows need on
   same secret everywhere, and loopback hosts become ``loopback-<n>.invalid``. A last pass
   runs over the whole cassette when it is saved, and a cassette in which a known secret
   would still be visible is not written at all.
-- **Matching that survives scrubbing** (``_cassette_match``): method, URL, query, grant
-  type, body parameters and ``Authorization`` scheme; a refused request raises
-  :class:`CassetteMismatchError` saying which of those differ from the closest recording.
+- **Basic credentials keep the client id**: ``Basic <id>:forge-scrubbed-<n>``, so a replay
+  with another client id fails, naming both ids and never the secret.
+- **Matching that survives scrubbing** (``_cassette_match``): method, host, path, query,
+  grant type, body, ``Authorization`` scheme and Basic user, or the parts ``match_on``
+  names; a refused request raises :class:`CassetteMismatchError` saying which of those
+  differ from the closest recording. ``scrub_headers`` and ``scrub_fields`` add secrets
+  (``_cassette_rules``).
+- **No connection under record mode none**: vcrpy answers or refuses every request before
+  a socket is opened (its stubs defer ``connect()`` until a request is really sent), and
+  drops pooled connections opened before the cassette; the tests hold it to that.
 - **Recorded time**: the cassette keeps when it was recorded (under a top-level
   ``requestforge`` key, which stock vcrpy ignores) and puts a ``FakeClock`` there on replay.
 - **One thread only**: vcrpy patches connection classes process-wide and is not thread-safe
@@ -25,7 +32,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -44,10 +51,11 @@ from requestforge_testing._cassette_errors import (
     summary,
 )
 from requestforge_testing._cassette_match import RequestView, compare
+from requestforge_testing._cassette_rules import MATCH_ON, CassetteRules
 from requestforge_testing._clock import FakeClock
 from requestforge_testing._scrubbing import SecretScrubber, body_values, url_values
 
-__all__ = ["METADATA_KEY", "RECORD_MODES", "ForgeCassette"]
+__all__ = ["MATCH_ON", "METADATA_KEY", "RECORD_MODES", "ForgeCassette"]
 
 #: vcrpy's record modes: ``none`` only replays, ``once`` records a cassette that does not
 #: exist yet, ``new_episodes`` also records requests it has no match for, ``all`` records
@@ -69,6 +77,13 @@ class ForgeCassette:
     ``none`` a missing file raises :class:`MissingCassetteError` on entry. Give ``clock``
     (a :class:`FakeClock`) to have it set to the recording's time on replay, so token
     expiry replays exactly. Opened once, and usable from the opening thread only.
+
+    ``scrub_headers`` and ``scrub_fields`` name more secrets, on top of the defaults: headers
+    whose whole value is replaced (``Authorization`` there hides Basic credentials whole),
+    and query, form or JSON fields (any depth) whose values are; case-insensitive.
+    ``match_on`` names the parts a replay compares, of :data:`MATCH_ON` (all by default):
+    ``method``, ``host`` (scheme, host, port), ``path``, ``query``, ``grant_type``, ``body``,
+    ``auth_scheme`` and ``basic_user`` (the client id of HTTP Basic).
     """
 
     def __init__(
@@ -77,6 +92,9 @@ class ForgeCassette:
         *,
         record_mode: str = "once",
         clock: FakeClock | None = None,
+        scrub_headers: Iterable[str] = (),
+        scrub_fields: Iterable[str] = (),
+        match_on: Iterable[str] = MATCH_ON,
     ) -> None:
         if not isinstance(path, str | os.PathLike) or not os.fspath(path):
             raise ConfigurationError(f"path must be a non-empty path, got {path!r}")
@@ -86,10 +104,15 @@ class ForgeCassette:
             )
         if clock is not None and not isinstance(clock, FakeClock):
             raise ConfigurationError(f"clock must be a FakeClock, got {type(clock).__name__}")
+        self._rules = CassetteRules.of(
+            scrub_headers=scrub_headers, scrub_fields=scrub_fields, match_on=match_on
+        )
         self._path = Path(path)
         self._record_mode = record_mode
         self._clock = clock
-        self._scrubber = SecretScrubber()
+        self._scrubber = SecretScrubber(
+            extra_headers=self._rules.scrub_headers, extra_fields=self._rules.scrub_fields
+        )
         self._lock = threading.Lock()
         self._violations: list[CassetteError] = []
         self._recorded_at: datetime | None = None
@@ -111,6 +134,21 @@ class ForgeCassette:
     def record_mode(self) -> str:
         """The vcrpy record mode in force."""
         return self._record_mode
+
+    @property
+    def match_on(self) -> tuple[str, ...]:
+        """The parts of a request a replay compares, in :data:`MATCH_ON` order."""
+        return self._rules.match_on
+
+    @property
+    def scrub_headers(self) -> frozenset[str]:
+        """Header names scrubbed whole on top of the defaults (lower case)."""
+        return self._rules.scrub_headers
+
+    @property
+    def scrub_fields(self) -> frozenset[str]:
+        """Query, form and JSON field names scrubbed on top of the defaults (lower case)."""
+        return self._rules.scrub_fields
 
     @property
     def recorded_at(self) -> datetime | None:
@@ -191,7 +229,7 @@ class ForgeCassette:
             serializer=yamlserializer,
             persister=self._persister,
             record_mode=self._record_mode,
-            match_on=_MATCHERS,
+            match_on=tuple(_matcher(aspect) for aspect in self._rules.match_on),
             before_record_request=self._scrub_request,
             before_record_response=self._scrub_response,
         )
@@ -242,15 +280,21 @@ class ForgeCassette:
 
     def _refuse(self, cassette: Any, request: Any) -> CassetteMismatchError:
         live = _view(self._scrub_request(request))
+        aspects = self._rules.match_on
         candidates = [
             Candidate(
-                index, cassette.play_counts[index] > 0, _view(stored), compare(_view(stored), live)
+                index,
+                cassette.play_counts[index] > 0,
+                _view(stored),
+                compare(_view(stored), live, aspects),
             )
             for index, (stored, _) in enumerate(cassette.data)
         ]
         closest = min(candidates, key=Candidate.rank, default=None)
         error = CassetteMismatchError(
-            mismatch_message(self._path, self._record_mode, live, candidates, closest),
+            mismatch_message(
+                self._path, self._record_mode, live, candidates, closest, aspects=aspects
+            ),
             request=live.describe(),
             differences=() if closest is None else tuple(closest.differences),
         )
@@ -383,17 +427,11 @@ def _matcher(aspect: str) -> Any:
     """A vcrpy matcher (live request first, recorded second) for one aspect of ``compare``."""
 
     def match(live: Any, recorded: Any) -> None:
-        for difference in compare(_view(recorded), _view(live)):
-            if difference.aspect == aspect:
-                raise AssertionError(difference.detail)
+        for difference in compare(_view(recorded), _view(live), (aspect,)):
+            raise AssertionError(difference.detail)
 
-    match.__name__ = aspect.replace(" ", "_")
+    match.__name__ = aspect
     return match
-
-
-_MATCHERS: Final = tuple(
-    _matcher(a) for a in ("method", "URL", "query", "grant type", "parameters", "authorization")
-)
 
 
 def _view(request: Any) -> RequestView:

@@ -2,9 +2,11 @@
 
 Proving single flight needs two things a real token endpoint cannot give: an exact count of
 fetches, and a way to hold the leader inside its fetch while the other threads pile up. A
-call here goes through four steps, in this order::
+call here goes through five steps, in this order::
 
     count the call           (wait_until_called sees callers that are still inside)
+    hold, in forge_stress    (open until every other worker is done or waiting; a no-op
+                              outside a stress round)
     wait ``latency`` seconds (real time: a race window the fake clock cannot shrink)
     block while paused       (pause()/resume(): a deterministic race window)
     raise the scripted error, or return fake-access-<n> (n = the call's number)
@@ -13,8 +15,11 @@ call here goes through four steps, in this order::
 from __future__ import annotations
 
 import math
+import sys
 import threading
+import weakref
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, Literal, Protocol
@@ -23,8 +28,10 @@ from requestforge._clock import Clock, get_default_clock
 from requestforge._exceptions import ConfigurationError
 from requestforge._providers import TokenProviderInterface
 from requestforge._tokens import TokenData
+from requestforge_testing._code import call_site
+from requestforge_testing._stress.registry import hold
 
-__all__ = ["FakeTokenProvider", "FakeTokenProviderFactory", "ProviderCall"]
+__all__ = ["FakeTokenProvider", "FakeTokenProviderFactory", "ProviderCall", "live_providers"]
 
 CallKind = Literal["fetch", "refresh"]
 
@@ -35,6 +42,9 @@ class ProviderCall:
 
     ``number`` is the call's position (1, 2, ...) across fetches and refreshes, and the ``n``
     in its token's ``fake-access-<n>``. Exactly one of ``token`` and ``error`` is set.
+    ``site`` is ``file:line in function`` of the first frame of your code (outside
+    requestforge, this plugin, the standard library and installed packages) on the
+    caller's stack, or None when there was none.
     """
 
     kind: CallKind
@@ -43,6 +53,7 @@ class ProviderCall:
     thread_name: str
     token: TokenData | None
     error: BaseException | None
+    site: str | None = None
 
 
 class FakeTokenProvider(TokenProviderInterface):
@@ -93,6 +104,8 @@ class FakeTokenProvider(TokenProviderInterface):
         self._running = threading.Event()
         self._never = threading.Event()  # never set: waiting on it is a plain real-time delay
         self._reset_state()
+        with _live_lock:
+            _live.add(self)
 
     def _reset_state(self) -> None:
         self._fetch_count = 0
@@ -222,6 +235,7 @@ class FakeTokenProvider(TokenProviderInterface):
 
     def _call(self, kind: CallKind) -> TokenData:
         thread = threading.current_thread()
+        site = call_site(sys._getframe(1))
         with self._called:
             if kind == "fetch":
                 self._fetch_count += 1
@@ -230,6 +244,7 @@ class FakeTokenProvider(TokenProviderInterface):
             number = self._count()
             self._threads.append(thread.ident or 0)
             self._called.notify_all()
+        hold("fetch")
         if self._latency:
             self._never.wait(self._latency)
         error: BaseException | None = None
@@ -244,9 +259,11 @@ class FakeTokenProvider(TokenProviderInterface):
             if error is None:
                 token = self._make_token(number)
                 self._issued.append(token)
-                self._calls.append(ProviderCall(kind, number, ident, thread.name, token, None))
+                self._calls.append(
+                    ProviderCall(kind, number, ident, thread.name, token, None, site)
+                )
                 return token
-            self._calls.append(ProviderCall(kind, number, ident, thread.name, None, error))
+            self._calls.append(ProviderCall(kind, number, ident, thread.name, None, error, site))
         # One instance may be raised many times: drop its last traceback so they do not pile up.
         raise error.with_traceback(None)
 
@@ -259,6 +276,17 @@ class FakeTokenProvider(TokenProviderInterface):
             refresh_token=f"fake-refresh-{number}" if self._refresh_tokens else None,
             issued_at=now,
         )
+
+
+_live: weakref.WeakSet[FakeTokenProvider] = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+def live_providers() -> Iterator[FakeTokenProvider]:
+    """Every FakeTokenProvider still alive, so a report can tell whose token a worker got."""
+    with _live_lock:
+        providers = list(_live)
+    return iter(providers)
 
 
 class FakeTokenProviderFactory(Protocol):

@@ -8,6 +8,14 @@ the token a response issued is the one the next request carried, and a replayed 
 a valid header value. Once seen in a structured place, a secret is also replaced wherever
 else it turns up as text (a token echoed in another header or inside a JSON string).
 
+HTTP Basic credentials keep their user part, which in OAuth is the client id (RFC 6749
+section 2.3.1), and lose their secret: ``Basic <base64(id:secret)>`` is stored decoded as
+``Basic <id>:forge-scrubbed-<n>``, readable in a cassette's diff and comparable on replay, the
+id exactly as it was sent (form-encoded or not). A secret shorter than
+:data:`MIN_BASIC_SECRET` marks an API key sent as the user name (``KEY:`` or ``KEY:X``), and
+then the whole credentials become one placeholder, as they do for a header listed in
+``extra_headers``.
+
 Loopback servers get a new port every run, so ``http://127.0.0.1:<port>`` (or ``localhost``,
 ``[::1]``) becomes ``http://loopback-<n>.invalid``, numbered by port in the order first seen:
 the same host on every run, and one that can never resolve (RFC 2606's ``.invalid``).
@@ -31,8 +39,10 @@ from requestforge._redact import is_credential_field, is_secret_header
 
 __all__ = [
     "LOOPBACK_HOST_SUFFIX",
+    "MIN_BASIC_SECRET",
     "PLACEHOLDER_PREFIX",
     "SecretScrubber",
+    "basic_credentials",
     "body_values",
     "is_placeholder",
     "url_values",
@@ -43,6 +53,9 @@ __all__ = [
 PLACEHOLDER_PREFIX: Final = "forge-scrubbed-"
 #: A loopback host becomes ``loopback-<n>`` plus this reserved top-level domain.
 LOOPBACK_HOST_SUFFIX: Final = ".invalid"
+#: A Basic secret shorter than this is taken for the dummy next to an API key sent as the
+#: user name (Stripe's ``KEY:``, Freshdesk's ``KEY:X``): the user part is then hidden too.
+MIN_BASIC_SECRET: Final = 4
 
 _PLACEHOLDER = re.compile(re.escape(PLACEHOLDER_PREFIX) + r"(\d+)")
 _LOOPBACK_URL = re.compile(
@@ -51,6 +64,9 @@ _LOOPBACK_URL = re.compile(
 )
 _FORM: Final = "application/x-www-form-urlencoded"
 _CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization"})
+#: Basic credentials as a cassette stores them: the user part, then a placeholder. Base64
+#: never contains a colon, so this cannot be mistaken for credentials as sent.
+_STORED_BASIC = re.compile(r"(?P<user>[^:]*):(?P<secret>" + _PLACEHOLDER.pattern + ")")
 
 
 def is_placeholder(value: str) -> bool:
@@ -58,8 +74,26 @@ def is_placeholder(value: str) -> bool:
     return _PLACEHOLDER.fullmatch(value) is not None
 
 
+def basic_credentials(credentials: str) -> tuple[str, str] | None:
+    """``(user, secret)`` of Basic credentials, as sent (base64) or as stored
+    (``user:forge-scrubbed-<n>``); None if they are neither (or one placeholder)."""
+    stored = _STORED_BASIC.fullmatch(credentials)
+    if stored is not None:
+        return stored.group("user"), stored.group("secret")
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, secret = decoded.partition(":")
+    return (user, secret) if sep else None
+
+
 class SecretScrubber:
     """Maps secrets to placeholders for one cassette; thread-safe; scrubbing is idempotent.
+
+    ``extra_headers`` and ``extra_fields`` name secrets :mod:`requestforge._redact` cannot
+    know about (a partner's key header, a ``pwd`` field), case-insensitively; listing
+    ``Authorization`` hides Basic credentials whole, user part included.
 
     Placeholders already in the input (a loaded cassette, a replayed token) are kept, and
     numbering continues after the highest one seen, so new secrets never reuse a number.
@@ -69,7 +103,13 @@ class SecretScrubber:
     #: two-letter password inside every other word would mangle the cassette.
     MIN_EMBEDDED_LENGTH: Final = 6
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, extra_headers: Iterable[str] = (), extra_fields: Iterable[str] = ()
+    ) -> None:
+        #: Header names (lower case) whose whole value is a secret, on top of the defaults.
+        self._extra_headers = frozenset(name.lower() for name in extra_headers)
+        #: Query, form and JSON field names (lower case) that hold secrets, likewise.
+        self._extra_fields = frozenset(name.lower() for name in extra_fields)
         self._lock = threading.Lock()
         self._placeholders: dict[str, str] = {}
         self._learned: set[str] = set()
@@ -171,59 +211,73 @@ class SecretScrubber:
         return segment if scrubbed == decoded else quote(scrubbed, safe="")
 
     def header(self, name: str, value: str) -> str:
-        """One header value with its secrets replaced; the auth scheme and cookie names stay."""
+        """One header value with its secrets replaced; the auth scheme, the Basic user and
+        cookie names stay."""
         lowered = name.lower()
         if lowered in _CREDENTIAL_HEADERS:
-            return self._credentials(value)
+            return self._credentials(value, whole=lowered in self._extra_headers)
         if lowered == "cookie":
             return "; ".join(self._cookie(part.strip()) for part in value.split(";"))
         if lowered == "set-cookie":
             first, sep, attributes = value.partition(";")
             return self._cookie(first.strip()) + sep + self.text(attributes)
-        if is_secret_header(name):
+        if lowered in self._extra_headers or is_secret_header(name):
             return self.placeholder(value)
         return self.text(value)
 
-    def _credentials(self, value: str) -> str:
+    def _credentials(self, value: str, *, whole: bool) -> str:
         scheme, sep, credentials = value.strip().partition(" ")
         credentials = credentials.strip()
         if not sep or not credentials:
             return self.placeholder(value)
-        if scheme.lower() == "basic" and not is_placeholder(credentials):
-            try:
-                decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                decoded = ""
-            password = decoded.partition(":")[2]
-            self.learn(password)
-            self.learn(unquote_plus(password))  # RFC 6749 section 2.3.1 form-encodes it
-        return f"{scheme} {self.placeholder(credentials)}"
+        pair = basic_credentials(credentials) if scheme.lower() == "basic" else None
+        if pair is None:
+            return f"{scheme} {self.placeholder(credentials)}"
+        user, secret = pair
+        user_is_secret = whole or len(secret) < MIN_BASIC_SECRET  # or an API key as the user
+        for part in (secret, user) if user_is_secret else (secret,):
+            self.learn(part)
+            self.learn(unquote_plus(part))  # RFC 6749 section 2.3.1 form-encodes both
+        if user_is_secret:
+            return f"{scheme} {self.placeholder(credentials)}"
+        secret = self.placeholder(secret)  # numbered first: a user equal to it is hidden too
+        return f"{scheme} {self.text(user)}:{secret}"
 
     def _cookie(self, pair: str) -> str:
         name, sep, value = pair.partition("=")
         return f"{name}={self.placeholder(value)}" if sep else self.placeholder(pair)
 
+    def _secret_field(self, name: str) -> bool:
+        return is_credential_field(name) or name.lower() in self._extra_fields
+
     def _pairs(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         return [
-            (name, self.placeholder(value) if is_credential_field(name) else self.text(value))
+            (name, self.placeholder(value) if self._secret_field(name) else self.text(value))
             for name, value in pairs
         ]
 
-    def json(self, value: Any, *, secret: bool = False) -> Any:
+    def json(self, value: Any, *, secret: bool = False, named: bool = False) -> Any:
         """A decoded JSON value with every string under a credential name replaced.
 
-        Only strings: credentials are strings in every protocol we know, while numbers
-        under such names are codes and counts a test may assert on.
+        Only strings, by default: credentials are strings in every protocol we know, while
+        numbers under such names are codes and counts a test may assert on. Under a name in
+        ``extra_fields`` (``named``), numbers are secrets too: the test said so.
         """
         if isinstance(value, Mapping):
             return {
-                key: self.json(item, secret=secret or is_credential_field(str(key)))
+                key: self.json(
+                    item,
+                    secret=secret or is_credential_field(str(key)),
+                    named=named or str(key).lower() in self._extra_fields,
+                )
                 for key, item in value.items()
             }
         if isinstance(value, list):
-            return [self.json(item, secret=secret) for item in value]
+            return [self.json(item, secret=secret, named=named) for item in value]
         if isinstance(value, str):
-            return self.placeholder(value) if secret else self.text(value)
+            return self.placeholder(value) if secret or named else self.text(value)
+        if named and isinstance(value, int | float) and not isinstance(value, bool):
+            return self.placeholder(json.dumps(value))
         return value
 
     def body(self, body: bytes, content_type: str) -> bytes:

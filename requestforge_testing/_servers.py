@@ -155,6 +155,8 @@ class RecordedRequest:
 
     ``headers`` is case-insensitive. ``thread_name`` names the server thread that served
     it and ``connection`` numbers the TCP connection it came on: both show keep-alive reuse.
+    ``client`` is the (host, port) the connection came from: ``forge_stress`` pins a
+    request on the worker thread that opened that connection.
     """
 
     method: str
@@ -164,6 +166,7 @@ class RecordedRequest:
     body: bytes
     thread_name: str
     connection: int = 0
+    client: tuple[str, int] | None = None
 
     @property
     def text(self) -> str:
@@ -481,6 +484,12 @@ class _HTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+def _address(address: object) -> tuple[str, int] | None:
+    if isinstance(address, tuple) and len(address) >= 2:
+        return str(address[0]), int(address[1])
+    return None
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in one write anyway
@@ -513,6 +522,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body=body,
                 thread_name=self.thread_name,
                 connection=self.connection_number,
+                client=_address(self.client_address),
             )
         )
         if reply.delay:

@@ -18,10 +18,12 @@ import pytest
 from requestforge_testing._cassette_pytest import CALL_FAILED, close_for_test, open_for_test
 from requestforge_testing._cassettes import ForgeCassette
 from requestforge_testing._clock import FakeClock
+from requestforge_testing._env import ci_is_set, missing_testing_extra, testing_extra_hint
 from requestforge_testing._oauth_server import OAuthServer
 from requestforge_testing._providers import FakeTokenProvider, FakeTokenProviderFactory
 from requestforge_testing._redis import RedisServer
 from requestforge_testing._servers import ApiServer
+from requestforge_testing._stress import DEFAULTS as STRESS_DEFAULTS
 from requestforge_testing._stress import StressRunner, forge_stress, run_stress_marker
 
 if TYPE_CHECKING:
@@ -29,13 +31,18 @@ if TYPE_CHECKING:
 
 #: The markers this plugin registers (so ``--strict-markers`` accepts them).
 MARKERS: Final = (
-    "forge_cassette(path=None, *, record_mode=None): replay (or record) the test's HTTP "
-    "traffic from a vcrpy cassette with secrets scrubbed (default path "
-    "<test dir>/cassettes/<module>/<test>.yaml); the marker alone activates the "
-    "forge_cassette fixture.",
-    "forge_stress(threads=8, rounds=1, switch_interval=1e-06, timeout=30.0): run the test "
-    "body itself from that many threads released together, for that many rounds; the "
-    "threads share the test's fixtures, and an error in any thread fails the test.",
+    "forge_cassette(path=None, *, record_mode=None, scrub_headers=(), scrub_fields=(), "
+    "match_on=None): replay (or record) the test's HTTP traffic from a vcrpy cassette with "
+    "secrets scrubbed (default path <test dir>/cassettes/<module>/<test>.yaml); "
+    "scrub_headers/scrub_fields name more secrets, match_on the parts compared (method, "
+    "host, path, query, grant_type, body, auth_scheme, basic_user; all by default); the "
+    "marker alone activates the forge_cassette fixture.",
+    "forge_stress(threads=8, rounds=1, switch_interval=1e-06, timeout=30.0, seed=None, "
+    "schedules=1, preempt=True, preempt_packages=()): run the test body itself from that "
+    "many threads released together, for that many rounds; the threads share the test's "
+    "fixtures, and an error in any thread fails the test. seed replays a schedule (every "
+    "failure prints its seed), schedules=K tries K of them, preempt forces the threads to "
+    "interleave inside your code.",
 )
 
 
@@ -50,12 +57,149 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="vcrpy record mode for forge cassettes; overrides a marker's record_mode "
         "(default: the marker's, else none when CI is set, else once).",
     )
+    group.addoption(
+        "--forge-stress-seed",
+        action="store",
+        default=None,
+        metavar="N",
+        help="seed of every forge_stress run that sets none, to replay a failure's schedule "
+        "(default: ini forge_stress_seed, else a new random seed per run).",
+    )
+    group.addoption(
+        "--forge-stress-repeat",
+        action="store",
+        default=None,
+        metavar="N",
+        help="run every test that uses the forge_stress fixture or marker N times, each "
+        "under new schedules (default: ini forge_stress_repeat, else 1).",
+    )
+    parser.addini("forge_stress_seed", "default of --forge-stress-seed", default="")
+    parser.addini("forge_stress_repeat", "default of --forge-stress-repeat", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the markers; nothing else happens at load time."""
+    """Register the markers and read the stress options; nothing else happens at load
+    time (see _check_testing_extra)."""
+    _check_testing_extra(config)
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
+    seed = _stress_option(config, "seed", minimum=0)
+    config.stash[_REPEAT] = _stress_option(config, "repeat", minimum=1) or 1
+    config.stash[_PREVIOUS_DEFAULTS] = (STRESS_DEFAULTS.seed, STRESS_DEFAULTS.offset)
+    STRESS_DEFAULTS.seed, STRESS_DEFAULTS.offset = seed, 0
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Put back the stress defaults, for a pytest run inside this one (pytester)."""
+    previous = config.stash.get(_PREVIOUS_DEFAULTS, None)
+    if previous is not None:
+        STRESS_DEFAULTS.seed, STRESS_DEFAULTS.offset = previous
+
+
+# -- suite-wide stress settings -----------------------------------------------------------
+
+#: --forge-stress-repeat, else its ini setting, else 1.
+_REPEAT = pytest.StashKey[int]()
+#: The parameter that numbers a test's repetitions (not an argument of the test).
+_REPETITION: Final = "forge_stress_repetition"
+#: The stress defaults (seed, offset) before this run set its own.
+_PREVIOUS_DEFAULTS = pytest.StashKey[tuple[int | None, int]]()
+
+
+def _stress_option(config: pytest.Config, name: str, *, minimum: int) -> int | None:
+    """``--forge-stress-<name>``, else the ini ``forge_stress_<name>``, as an int or None."""
+    flag = f"--forge-stress-{name}"
+    raw = config.getoption(flag)
+    source = flag
+    if raw is None:
+        raw, source = config.getini(f"forge_stress_{name}"), f"ini forge_stress_{name}"
+    if raw is None or not str(raw).strip():
+        return None
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise pytest.UsageError(f"{source} must be an integer >= {minimum}, got {raw!r}")
+    return value
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Under ``--forge-stress-repeat=N``, every stress test runs N times (``[stress-2-of-N]``)."""
+    repeat = metafunc.config.stash.get(_REPEAT, 1)
+    uses_stress = "forge_stress" in metafunc.fixturenames or any(
+        True for _ in metafunc.definition.iter_markers("forge_stress")
+    )
+    if repeat > 1 and uses_stress:
+        metafunc.fixturenames.append(_REPETITION)
+        metafunc.parametrize(
+            _REPETITION,
+            range(repeat),
+            ids=[f"stress-{number + 1}-of-{repeat}" for number in range(repeat)],
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """A repetition's forge_stress runs draw seeds that no other repetition uses."""
+    callspec = getattr(item, "callspec", None)
+    STRESS_DEFAULTS.offset = callspec.params.get(_REPETITION, 0) if callspec else 0
+    try:
+        return (yield)
+    finally:
+        STRESS_DEFAULTS.offset = 0
+
+
+# -- without the testing extra ----------------------------------------------------------
+# The pytest11 entry point loads this plugin in every pytest run wherever requestforge is
+# installed, also for a user who installed only the client and runs pytest for tests of
+# their own: those runs must not break. Asked for by name (-p, PYTEST_PLUGINS, a conftest's
+# pytest_plugins) the plugin refuses to start; autoloaded, it fails only the tests that use
+# one of its fixtures or markers. Either way with the same one line.
+
+#: The testing extra's missing distributions, found once per run by pytest_configure.
+_MISSING_EXTRA = pytest.StashKey[tuple[str, ...]]()
+_MARKER_NAMES: Final = tuple(marker.partition("(")[0] for marker in MARKERS)
+
+
+def _check_testing_extra(config: pytest.Config) -> None:
+    missing = missing_testing_extra()
+    config.stash[_MISSING_EXTRA] = missing
+    if missing and not _autoloaded(config):
+        raise pytest.UsageError(testing_extra_hint(missing))
+
+
+def _autoloaded(config: pytest.Config) -> bool:
+    """Whether pytest loaded this plugin only because it is installed, not by name."""
+    if getattr(config.option, "disable_plugin_autoload", False) or os.environ.get(
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+    ):
+        return False
+    named = [*(getattr(config.option, "plugins", None) or ())]
+    named += os.environ.get("PYTEST_PLUGINS", "").split(",")
+    for plugin in config.pluginmanager.get_plugins():  # conftests' pytest_plugins
+        requested = getattr(plugin, "pytest_plugins", ()) if inspect.ismodule(plugin) else ()
+        named += requested.split(",") if isinstance(requested, str) else requested
+    return not any(name.strip().partition(".")[0] == "requestforge_testing" for name in named)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Without the testing extra, a test marked with one of this plugin's markers fails."""
+    missing = item.config.stash.get(_MISSING_EXTRA, ())
+    if missing and any(item.get_closest_marker(name) for name in _MARKER_NAMES):
+        pytest.fail(testing_extra_hint(missing), pytrace=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> object | None:
+    """Without the testing extra, a test that uses one of this plugin's fixtures fails."""
+    missing = request.config.stash.get(_MISSING_EXTRA, ())
+    if missing and getattr(fixturedef.func, "__module__", None) == __name__:
+        pytest.fail(testing_extra_hint(missing), pytrace=False)
+    return None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -155,15 +299,15 @@ def forge_oauth_server(forge_oauth_server_session: OAuthServer) -> OAuthServer:
 
 
 def _start_redis(*, cluster: bool) -> RedisServer:
-    """A new RedisServer, or a skip saying what to install; under CI (``CI`` set to a true
-    value) a failure instead, because a silently skipped Redis suite proves nothing."""
+    """A new RedisServer, or a skip saying what to install; under CI (``ci_is_set()``, the
+    cassettes' rule too) a failure instead: a silently skipped Redis suite proves nothing."""
     missing = None
     if not RedisServer.available():
         missing = "redis-server not found: apt-get install redis-server"
     elif find_spec("redis") is None:
         missing = "the redis package is missing: pip install requestforge[redis]"
     if missing is not None:
-        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}:
+        if ci_is_set():
             pytest.fail(missing, pytrace=False)
         pytest.skip(missing)
     return RedisServer(cluster=cluster)
@@ -207,7 +351,9 @@ def forge_clock() -> Iterator[FakeClock]:
 @pytest.fixture
 def forge_cassette(request: pytest.FixtureRequest) -> Iterator[ForgeCassette]:
     """The test's :class:`ForgeCassette`: records its HTTP traffic once, secrets scrubbed,
-    then replays it; ``@pytest.mark.forge_cassette(path, record_mode=...)`` configures it.
+    then replays it; ``@pytest.mark.forge_cassette(path, record_mode=..., scrub_headers=...,
+    scrub_fields=..., match_on=...)`` configures it, on top of a ``forge_cassette_config``
+    fixture of the user's that returns those rules as a dict for all tests in its scope.
 
     With ``forge_clock`` in the same test, the clock is put at the recording's time. A test
     that fails saves no recording; a refused request the code caught fails the teardown.

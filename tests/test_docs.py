@@ -25,14 +25,13 @@ import vcr.serializers.yamlserializer  # noqa: F401
 
 import requestforge
 import requestforge_testing
+from tests.inner_pytest import INNER_ARGS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TESTING_GUIDE = DOCS / "testing"
 REFERENCE = DOCS / "reference"
 
 # Run the inner pytest like CI runs ours: plugin loaded explicitly, warnings and markers strict.
-INNER_ARGS: tuple[str, ...] = ("-p", "requestforge_testing", "-p", "no:cacheprovider")
-INNER_ARGS += ("--strict-markers", "-W", "error")
 
 _DIRECTIVE = re.compile(r"^(?P<indent> *)\.\. code-block:: *(?P<language>\S+) *$")
 _OPTION = re.compile(r"^ *:(?P<name>[\w-]+):(?: +(?P<value>.*))? *$")

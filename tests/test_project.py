@@ -36,3 +36,17 @@ def test_pytest_plugin_entry_point_name() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
     section = pyproject.split("[project.entry-points.pytest11]")[1].split("[")[0]
     assert section.strip() == 'requestforge_testing = "requestforge_testing"'
+
+
+def test_ci_proves_what_a_plain_install_gives() -> None:
+    """.ci/run gives the newcomer's test file the testing extra, and checks a plain
+    `pip install .` (requests alone) and then pytest alone with plain_install.py."""
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    newcomer = next(line for line in lines if 'newcomer/venv/bin/pip" install' in line)
+    assert newcomer.endswith("install -q '.[testing]'")
+    plain = lines.index('python3 -m venv "$plain/venv" && "$plain/venv/bin/pip" install -q .')
+    assert lines[plain + 1 : plain + 4] == [
+        '"$plain/venv/bin/python" .ci/newcomer/plain_install.py client',
+        '"$plain/venv/bin/pip" install -q pytest',
+        '"$plain/venv/bin/python" .ci/newcomer/plain_install.py plugin',
+    ]

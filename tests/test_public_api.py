@@ -42,3 +42,13 @@ def test_public_objects_report_the_package_as_home() -> None:
 def test_package_is_typed() -> None:
     """The py.typed marker ships with the package."""
     assert (Path(requestforge.__file__).parent / "py.typed").is_file()
+
+
+def test_the_plugin_package_exports_exist() -> None:
+    """Every name in requestforge_testing.__all__ is importable; ForgeClockWarning is a
+    UserWarning, so filters for UserWarning (and pytest's) catch it."""
+    import requestforge_testing
+
+    missing = [n for n in requestforge_testing.__all__ if not hasattr(requestforge_testing, n)]
+    assert missing == []
+    assert issubclass(requestforge_testing.ForgeClockWarning, UserWarning)

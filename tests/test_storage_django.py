@@ -579,11 +579,32 @@ REDIS_BACKEND = "django.core.cache.backends.redis.RedisCache"
 
 @pytest.fixture
 def redis_cache(forge_redis: RedisServer) -> Iterator[RedisServer]:
-    """Django's own RedisCache as "default", on the flushed session redis-server."""
-    with override_settings(
-        CACHES={"default": {"BACKEND": REDIS_BACKEND, "LOCATION": forge_redis.url}}
-    ):
-        yield forge_redis
+    """Django's own RedisCache as "default", on the flushed session redis-server.
+
+    Django opens one connection pool per cache object, which is per thread, and never
+    closes them (RedisCache has no close()): the pools of every thread are disconnected
+    here, so no socket is left for the garbage collector to warn about in a later test.
+    """
+    import redis  # the [redis] extra; only these tests need it
+
+    pools: list[redis.ConnectionPool] = []
+    lock = threading.Lock()
+
+    class TrackedPool(redis.ConnectionPool):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            with lock:
+                pools.append(self)
+
+    cache = {"BACKEND": REDIS_BACKEND, "LOCATION": forge_redis.url}
+    try:
+        with override_settings(
+            CACHES={"default": {**cache, "OPTIONS": {"pool_class": TrackedPool}}}
+        ):
+            yield forge_redis
+    finally:
+        for pool in pools:
+            pool.disconnect()
 
 
 def redis_key(cache_key: str) -> str:

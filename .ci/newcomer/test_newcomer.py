@@ -1,10 +1,12 @@
-"""A newcomer's first test file: documented fixture names only, after `pip install <repo>`.
+"""A newcomer's first test file: documented names only, after `pip install '<repo>[testing]'`.
 
 .ci/run copies it into an empty directory with a fresh virtualenv and runs it twice with
 ``pytest -p requestforge_testing`` and plugin autoload off: once recording its cassette,
 once under CI=true replaying it.
 """
 
+import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -16,7 +18,7 @@ from requestforge import (
     HttpClientConfigBuilder,
     TokenManager,
 )
-from requestforge_testing import Reply
+from requestforge_testing import ForgeClockWarning, Reply
 
 
 def test_retries_without_waiting(forge_api_server, forge_clock):
@@ -64,9 +66,21 @@ def test_mocked_http(forge_responses):
 
 
 def test_frozen_wall_clock(forge_clock):
+    seen = []
     with forge_clock.freeze_wall_clock():
         forge_clock.advance(60)
         assert datetime.now(timezone.utc) == forge_clock.now()
+        thread = threading.Thread(target=lambda: seen.append((time.time(), time.monotonic())))
+        thread.start()
+        thread.join(timeout=10)
+    assert seen == [(forge_clock.now().timestamp(), forge_clock.monotonic())]
+
+
+def test_expiry_checked_on_the_real_clock_is_reported(forge_token_provider, forge_clock):
+    forge_clock.set(datetime(2001, 1, 1, tzinfo=timezone.utc))  # far from the real clock
+    token = TokenManager(forge_token_provider).get_token()
+    with pytest.warns(ForgeClockWarning, match="read from the real wall clock"):
+        token.expires_at < datetime.now(timezone.utc)  # noqa: B015 - the bug on show
 
 
 @pytest.mark.forge_cassette

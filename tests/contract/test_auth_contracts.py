@@ -2,13 +2,14 @@
 
 Each test was recorded once against the plugin's loopback servers. Under CI (record mode
 ``none``) the cassettes replay, so a change in what the library sends (method, URL, grant
-type, form or JSON parameters, Authorization scheme) fails with a diff against the
-recording. After an intended change, record again and review the YAML diff:
+type, form or JSON parameters, Authorization scheme, the client id under HTTP Basic) fails
+with a diff against the recording. After an intended change, record again and review the YAML diff:
 ``pytest tests/contract --forge-record-mode=all``.
 
 Every test also checks the servers: while recording they saw exactly the flow; on replay
 they saw nothing and every recorded interaction was played back. The last tests check the
-committed files themselves: one per contract, no secret in any, readable by stock vcrpy.
+committed files themselves: one per contract, no secret in any, readable by stock vcrpy,
+and the client id pinned where HTTP Basic carries it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from requestforge import (
 )
 from requestforge_testing import (
     ApiServer,
+    CassetteMismatchError,
     FakeClock,
     ForgeCassette,
     OAuthServer,
@@ -297,3 +299,22 @@ def test_stock_vcrpy_reads_the_cassette(name: str) -> None:
         hosts = {request.host for request in cassette.requests}
     assert hosts == {"loopback-1.invalid"}
     assert raw["requestforge"]["recorded_at"] == "2026-01-01T00:00:00+00:00"
+
+
+def test_the_basic_cassette_pins_the_client_id(forge_oauth_server: OAuthServer) -> None:
+    """The client_credentials cassette keeps the client id next to its scrubbed secret, so
+    a client with another id is refused on replay, both ids named; the file is untouched."""
+    path = CASSETTES / "test_client_credentials_flow.yaml"
+    before = path.read_text(encoding="utf-8")
+    assert f"Basic {CLIENT_ID}:forge-scrubbed-1" in before
+    provider = ClientCredentialsTokenProvider(
+        forge_oauth_server.token_url, "other-client", CLIENT_SECRET, scope="orders:read"
+    )
+    with pytest.raises(CassetteMismatchError) as caught, ForgeCassette(path, record_mode="none"):
+        provider.fetch_token()
+    provider.close()
+    assert [str(d) for d in caught.value.differences] == [
+        f"basic_user: recorded {CLIENT_ID!r}, sent 'other-client'"
+    ]
+    assert forge_oauth_server.token_requests == []
+    assert path.read_text(encoding="utf-8") == before

@@ -1,5 +1,7 @@
-"""What cassettes scrub and how they match: SecretScrubber, RequestView/compare, and a
-hypothesis property over whole recorded cassettes (every secret gone, the rest intact)."""
+"""What cassettes scrub and how they match: SecretScrubber (HTTP Basic's client id kept,
+its secret hidden; extra names per test), RequestView/compare (per part, ``match_on``), the
+checks on those options, and a hypothesis property over whole recorded cassettes (every
+secret gone, the rest intact)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import json
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 import pytest
 import requests
@@ -16,9 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vcr.serializers import yamlserializer
 
+from requestforge import ConfigurationError
 from requestforge_testing import ApiServer, ForgeCassette, RecordedRequest, Reply
-from requestforge_testing._cassette_match import RequestView, compare, same_text
-from requestforge_testing._scrubbing import SecretScrubber, is_placeholder
+from requestforge_testing._cassette_match import ASPECTS, RequestView, compare, same_text
+from requestforge_testing._cassette_rules import MATCH_ON, CassetteRules
+from requestforge_testing._scrubbing import SecretScrubber, basic_credentials, is_placeholder
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -36,13 +40,86 @@ def test_a_secret_keeps_its_placeholder_across_places() -> None:
     assert scrubber.header("X-Echo", "seen tok-abcdef123 here") == f"seen {placeholder} here"
 
 
-def test_basic_credentials_keep_the_scheme_and_teach_the_password() -> None:
-    """Basic credentials become one placeholder; the decoded password is hidden elsewhere."""
+def basic(user: str, secret: str) -> str:
+    """An ``Authorization`` value with HTTP Basic credentials, as a client sends it."""
+    return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
+
+
+def test_basic_credentials_keep_the_client_id_and_hide_the_secret() -> None:
+    """Basic is stored as ``Basic <id>:<placeholder>``, scrubbing it again changes nothing,
+    and the secret is hidden wherever else it turns up."""
     scrubber = SecretScrubber()
-    encoded = base64.b64encode(b"client:pass-w0rd-99").decode()
-    header = scrubber.header("Authorization", f"Basic {encoded}")
-    assert header.startswith("Basic forge-scrubbed-")
-    assert "pass-w0rd-99" not in scrubber.text("the password is pass-w0rd-99")
+    stored = scrubber.header("Authorization", basic("client-a", "pass-w0rd-99"))
+    assert stored == "Basic client-a:forge-scrubbed-1"
+    assert scrubber.header("Authorization", stored) == stored
+    assert scrubber.text("the password is pass-w0rd-99") == "the password is forge-scrubbed-1"
+    assert basic_credentials(stored.partition(" ")[2]) == ("client-a", "forge-scrubbed-1")
+    proxy = scrubber.header("Proxy-Authorization", basic("proxy-user", "proxy-pass-1"))
+    assert proxy == "Basic proxy-user:forge-scrubbed-2"
+
+
+@pytest.mark.parametrize(
+    ("user", "secret"),
+    [
+        ("my+app%40example.com", "s3cret%2F%2Bvalue"),  # RFC 6749 section 2.3.1, form-encoded
+        ("my app@example.com", "s3cret/+value"),  # plain RFC 7617, as requests' auth= sends
+    ],
+)
+def test_form_encoded_and_plain_ids_are_kept_as_sent(user: str, secret: str) -> None:
+    """The id is stored exactly as it was sent, encoded or not, and both the sent and the
+    form-decoded spelling of the secret are hidden elsewhere."""
+    scrubber = SecretScrubber()
+    assert scrubber.header("Authorization", basic(user, secret)) == f"Basic {user}:forge-scrubbed-1"
+    assert scrubber.text(f"<{secret}>") == "<forge-scrubbed-1>"
+    assert is_placeholder(scrubber.text(unquote_plus(secret)))
+
+
+@pytest.mark.parametrize("secret", ["", "X", "abc"])
+def test_an_api_key_sent_as_the_basic_user_is_hidden_whole(secret: str) -> None:
+    """With an empty or dummy secret (``KEY:``, ``KEY:X``) the user part is the credential:
+    the whole value becomes one placeholder, and the key is hidden elsewhere too."""
+    scrubber = SecretScrubber()
+    assert scrubber.header("Authorization", basic("key-9f8e7d6c5b4a", secret)) == (
+        "Basic forge-scrubbed-1"
+    )
+    assert is_placeholder(scrubber.text("key-9f8e7d6c5b4a"))
+
+
+def test_credentials_that_are_not_user_and_secret_become_one_placeholder() -> None:
+    """Not base64, not UTF-8, no colon, or an old cassette's single placeholder: the whole
+    credentials are one placeholder, as before."""
+    scrubber = SecretScrubber()
+    no_colon = "Basic " + base64.b64encode(b"just-a-key-1234").decode()
+    not_utf8 = "Basic " + base64.b64encode(b"\xff\xfe:secret-1234").decode()
+    for value in ("Basic not*base64", no_colon, not_utf8):
+        assert is_placeholder(scrubber.header("Authorization", value).partition(" ")[2])
+    assert scrubber.header("Authorization", "Basic forge-scrubbed-2") == "Basic forge-scrubbed-2"
+
+
+def test_extra_headers_and_fields_are_scrubbed_too() -> None:
+    """Names given per test are secrets on top of the defaults, case-insensitively: a whole
+    header, form, query and JSON values at any depth (numbers too), and Basic whole."""
+    scrubber = SecretScrubber(
+        extra_headers=["X-Partner-Key", "Authorization"], extra_fields=["PWD", "pin"]
+    )
+    assert scrubber.header("x-partner-key", "partner-1234") == "forge-scrubbed-1"
+    assert scrubber.header("Authorization", basic("client-a", "secret-value")) == (
+        "Basic forge-scrubbed-2"
+    )
+    assert scrubber.body(b"user=ann&pwd=hunter22", FORM["Content-Type"]) == (
+        b"user=ann&pwd=forge-scrubbed-3"
+    )
+    assert scrubber.url("https://h/p?Pwd=q-123456&q=1") == "https://h/p?Pwd=forge-scrubbed-4&q=1"
+    data = {"Pin": 4321, "n": 5, "deep": {"pwd": ["a", 2, True]}, "access_token": 7}
+    assert scrubber.json(data) == {
+        "Pin": "forge-scrubbed-5",
+        "n": 5,
+        "deep": {"pwd": ["forge-scrubbed-6", "forge-scrubbed-7", True]},
+        "access_token": 7,  # the defaults still leave numbers alone
+    }
+    assert SecretScrubber(extra_headers=["X-Other"]).header("X-Api-Key", "k") == (
+        "forge-scrubbed-1"
+    )
 
 
 def test_cookies_keep_names_and_attributes() -> None:
@@ -153,12 +230,14 @@ LIVE: dict[str, Any] = {"body": b"grant_type=x&scope=a", "Authorization": "Beare
     ("change", "aspect", "detail"),
     [
         ({"method": "PUT"}, "method", "recorded POST, sent PUT"),
-        ({"uri": "http://h:81/t"}, "URL", "recorded http://h/t, sent http://h:81/t"),
+        ({"uri": "https://h/t"}, "host", "recorded http://h, sent https://h"),
+        ({"uri": "http://h:81/t"}, "host", "recorded http://h, sent http://h:81"),
+        ({"uri": "http://h/u"}, "path", "recorded /t, sent /u"),
         ({"uri": "http://h/t?a=1"}, "query", "not recorded: a"),
-        ({"body": b"grant_type=y&scope=a"}, "grant type", "recorded 'x', sent 'y'"),
-        ({"body": b"grant_type=x&scope=b"}, "parameters", "changed: scope 'a' -> 'b'"),
-        ({"body": b"grant_type=x"}, "parameters", "not sent: scope"),
-        ({"Authorization": "Basic x"}, "authorization", "recorded bearer, sent basic"),
+        ({"body": b"grant_type=y&scope=a"}, "grant_type", "recorded 'x', sent 'y'"),
+        ({"body": b"grant_type=x&scope=b"}, "body", "changed: scope 'a' -> 'b'"),
+        ({"body": b"grant_type=x"}, "body", "not sent: scope"),
+        ({"Authorization": "Basic x"}, "auth_scheme", "recorded bearer, sent basic"),
     ],
 )
 def test_compare_reports_each_aspect(change: dict[str, Any], aspect: str, detail: str) -> None:
@@ -179,8 +258,121 @@ def test_json_bodies_are_compared_structurally() -> None:
     other = RequestView.of("POST", "http://h/", headers, b'{"a": 2, "d": null, "b": {}}')
     assert compare(recorded, same) == []
     (difference,) = compare(recorded, other)
-    assert difference.aspect == "parameters"
+    assert difference.aspect == "body"
     assert difference.detail == "$.d not recorded, $.a 1 -> 2, $.b.c not sent"
+
+
+BASIC_A = "Basic client-a:forge-scrubbed-1"
+
+
+@pytest.mark.parametrize(
+    ("sent", "detail"),
+    [
+        ("Basic client-a:forge-scrubbed-9", None),  # another secret: still a match
+        ("Basic client-b:forge-scrubbed-1", "recorded 'client-a', sent 'client-b'"),
+        ("Bearer forge-scrubbed-2", "recorded 'client-a', sent no Basic credentials"),
+        ("Basic forge-scrubbed-3", "recorded 'client-a', sent Basic credentials scrubbed whole"),
+    ],
+)
+def test_the_basic_user_is_compared_and_the_secret_never(sent: str, detail: str | None) -> None:
+    """The client id of Basic must be the recorded one; its secret may be any."""
+    differences = compare(view(Authorization=BASIC_A), view(Authorization=sent))
+    users = [d.detail for d in differences if d.aspect == "basic_user"]
+    if detail is None:
+        assert differences == []
+    else:
+        assert len(users) == 1
+        assert users[0].startswith(detail)
+        assert "forge-scrubbed" not in users[0]
+
+
+@pytest.mark.parametrize(
+    ("recorded", "sent", "where"),
+    [
+        ("my+app%40example.com", "my app@example.com", "in the recording only"),
+        ("my app@example.com", "my+app%40example.com", "in the request only"),
+        ("my%20app%40example.com", "my+app%40example.com", "differently"),
+    ],
+)
+def test_an_id_that_differs_only_in_its_form_encoding_says_so(
+    recorded: str, sent: str, where: str
+) -> None:
+    """Plain and form-encoded spellings differ on the wire, and the message names the one
+    id they both stand for."""
+    (difference,) = compare(
+        view(Authorization=f"Basic {recorded}:forge-scrubbed-1"),
+        view(Authorization=f"Basic {sent}:forge-scrubbed-1"),
+    )
+    assert str(difference) == (
+        f"basic_user: recorded {recorded!r}, sent {sent!r} (the same id 'my app@example.com', "
+        f"form-encoded {where}: RFC 6749 section 2.3.1 form-encodes an OAuth client id "
+        "before Basic)"
+    )
+
+
+def test_credentials_recorded_whole_match_any_user() -> None:
+    """An old cassette's ``Basic forge-scrubbed-1`` (or a key hidden whole) promises no user."""
+    assert compare(view(Authorization="Basic forge-scrubbed-1"), view(Authorization=BASIC_A)) == []
+
+
+def test_only_the_parts_asked_for_are_compared() -> None:
+    """``aspects`` leaves the other parts out; body includes the grant type when grant_type
+    is not compared on its own."""
+    recorded = view(body=b"grant_type=x&scope=a", Authorization=BASIC_A)
+    live = view("PUT", "https://o/u?q=1", b"grant_type=y&scope=b", Authorization="Bearer t-1")
+    assert [d.aspect for d in compare(recorded, live)] == list(ASPECTS)
+    assert [str(d) for d in compare(recorded, live, ("body",))] == [
+        "body: changed: grant_type 'x' -> 'y', scope 'a' -> 'b'"
+    ]
+    assert compare(recorded, live, ("query", "body")) == compare(recorded, live, ("body", "query"))
+    assert compare(recorded, view(body=b"grant_type=x&scope=a"), ("method", "path")) == []
+
+
+# -- the options a test gives: CassetteRules -----------------------------------------------
+
+
+def test_rules_are_normalised() -> None:
+    """Names become lower case and match_on follows the order of MATCH_ON, once each."""
+    rules = CassetteRules.of(
+        scrub_headers=("X-Key",), scrub_fields=["PWD"], match_on=["body", "method", "body"]
+    )
+    assert rules == CassetteRules(frozenset({"x-key"}), frozenset({"pwd"}), ("method", "body"))
+    assert CassetteRules.of().match_on == MATCH_ON == ASPECTS
+
+
+def test_later_rules_add_names_and_replace_match_on() -> None:
+    """A marker on top of a config fixture adds secrets (never drops one) and may narrow
+    or widen match_on."""
+    base = CassetteRules.of(scrub_headers=["X-A"], match_on=["method"])
+    assert base.extended({"scrub_headers": ["X-B"]}) == CassetteRules(
+        frozenset({"x-a", "x-b"}), frozenset(), ("method",)
+    )
+    assert base.extended({"match_on": ["path"]}).match_on == ("path",)
+    with pytest.raises(ConfigurationError, match=r"unknown option\(s\) record_mode: the rules are"):
+        base.extended({"record_mode": "none"})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"scrub_headers": "X-Key"}, "scrub_headers must be a list of header names, not the "
+         "single string 'X-Key': write ['X-Key']"),
+        ({"scrub_headers": ["X Key"]}, "scrub_headers: 'X Key' is not a header name"),
+        ({"scrub_headers": [None]}, "scrub_headers: each header name is a non-empty string"),
+        ({"scrub_fields": 3}, "scrub_fields must be a list of field names, got 3"),
+        ({"scrub_fields": [""]}, "scrub_fields: each field name is a non-empty string, not ''"),
+        ({"match_on": "method"}, "match_on must be a list of parts, not the single string"),
+        ({"match_on": ["method", "uri"]}, "match_on: unknown part 'uri' (vcrpy's 'uri' is "
+         "host, path and query here); the parts are method, host, path, query, grant_type, "
+         "body, auth_scheme, basic_user"),
+        ({"match_on": []}, "match_on must name at least one part"),
+    ],
+)  # fmt: skip
+def test_bad_rules_are_configuration_errors(options: dict[str, Any], message: str) -> None:
+    """Each mistake is refused by ForgeCassette at construction, saying what is accepted."""
+    with pytest.raises(ConfigurationError) as caught:
+        ForgeCassette("c.yaml", **options)
+    assert str(caught.value).startswith(message)
 
 
 # -- the property: whole cassettes ---------------------------------------------------------
@@ -247,7 +439,12 @@ def placeholders_as_marks(value: Any) -> Any:
     headers=st.dictionaries(
         st.sampled_from(SECRET_HEADERS + PUBLIC_HEADERS), header_values | secret_values, max_size=4
     ),
-    credentials=st.tuples(secret_values, secret_values),
+    credentials=st.tuples(
+        secret_values,
+        secret_values,
+        secret_values,
+        st.text(alphabet=SAFE, min_size=1, max_size=12).filter(lambda s: MARKER not in s),
+    ),
     form=st.lists(
         st.one_of(
             st.tuples(st.sampled_from(SECRET_FIELDS), secret_values),
@@ -260,14 +457,14 @@ def placeholders_as_marks(value: Any) -> Any:
 def test_property_every_seeded_secret_is_gone_and_the_rest_survives(
     forge_api_server_session: ApiServer,
     headers: dict[str, str],
-    credentials: tuple[str, str],
+    credentials: tuple[str, str, str, str],
     form: list[tuple[str, str]],
     reply: Any,
 ) -> None:
     """Whatever the headers, form and JSON reply, the cassette file holds no seeded secret,
-    and every non-secret header, form value and JSON value reads back unchanged."""
+    and every non-secret header, form value, JSON value and Basic user reads back unchanged."""
     headers = {k: v for k, v in headers.items() if (k in SECRET_HEADERS) == v.startswith(MARKER)}
-    bearer, cookie = credentials
+    bearer, cookie, basic_secret, basic_user = credentials
 
     def answer(request: RecordedRequest) -> Reply:
         return Reply(json=reply, headers={"Set-Cookie": f"sid={cookie}; Path=/"})
@@ -278,7 +475,11 @@ def test_property_every_seeded_secret_is_gone_and_the_rest_survives(
         with ForgeCassette(path):
             requests.post(
                 forge_api_server_session.url_for("/property"),
-                headers={**headers, "Authorization": f"Bearer {bearer}"},
+                headers={
+                    **headers,
+                    "Authorization": f"Bearer {bearer}",
+                    "Proxy-Authorization": basic(basic_user, basic_secret),
+                },
                 data=form,
                 timeout=5,
             )
@@ -291,6 +492,9 @@ def test_property_every_seeded_secret_is_gone_and_the_rest_survives(
         if name in PUBLIC_HEADERS:
             assert sent["headers"][name] == [value]
     assert sent["headers"]["Authorization"][0].startswith("Bearer forge-scrubbed-")
+    scheme, _, stored = sent["headers"]["Proxy-Authorization"][0].partition(" ")
+    user, secret = basic_credentials(stored) or ("", "")
+    assert (scheme, user, is_placeholder(secret)) == ("Basic", basic_user, True)
     body = sent["body"] or ""
     sent_form = parse_qsl(body if isinstance(body, str) else body.decode(), keep_blank_values=True)
     expected_form = [(k, "<placeholder>" if k in SECRET_FIELDS else v) for k, v in form]

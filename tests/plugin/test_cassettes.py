@@ -1,26 +1,33 @@
 """ForgeCassette and the forge_cassette fixture/marker: record once with secrets scrubbed,
 replay without the server, fail with a readable diff, refuse other threads, restore time.
 
-The first half drives ``ForgeCassette`` directly against the loopback server; the second
-runs pytest inside pytest (``pytester``) to check what a user sees: outcomes and messages.
+These tests drive ``ForgeCassette`` directly against the loopback server;
+``test_cassette_plugin.py`` runs pytest inside pytest to check what a user sees.
 """
 
 from __future__ import annotations
 
+import base64
+import errno
 import gzip
+import http.client
 import json
+import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, cast
+from urllib.parse import quote_plus
 
 import pytest
 import requests
 import vcr
-from vcr.serializers import yamlserializer
+from requests.adapters import HTTPAdapter
 
-from requestforge import ConfigurationError
+from requestforge import ClientCredentialsTokenProvider, ConfigurationError
 from requestforge_testing import (
     ApiServer,
     CassetteError,
@@ -29,25 +36,15 @@ from requestforge_testing import (
     FakeClock,
     ForgeCassette,
     MissingCassetteError,
+    OAuthServer,
     Reply,
 )
 from requestforge_testing._cassette_pytest import cassette_path, resolve_record_mode
+from requestforge_testing._cassettes import MATCH_ON
+from requestforge_testing._scrubbing import is_placeholder
+from tests.plugin.cassette_files import interactions, load, sent_headers
 
 TOKEN = "at-7f3e2d1c0b9a"  # issued by the server, sent back by the client
-
-
-def load(path: Path) -> dict[str, object]:
-    """The cassette file as YAML data."""
-    data = yamlserializer.deserialize(path.read_text(encoding="utf-8"))
-    assert isinstance(data, dict)
-    return data
-
-
-def interactions(path: Path) -> list[dict[str, dict[str, object]]]:
-    """The recorded interactions of a cassette file."""
-    found = load(path)["interactions"]
-    assert isinstance(found, list)
-    return found
 
 
 def token_then_api(server: ApiServer) -> Callable[[], dict[str, object]]:
@@ -157,9 +154,9 @@ def test_missing_cassette_under_none_says_how_to_record(tmp_path: Path) -> None:
     ("change", "expected"),
     [
         ({"method": "PUT"}, "method: recorded POST, sent PUT"),
-        ({"path": "/tokens"}, "URL: recorded http://loopback-1.invalid/token, sent"),
-        ({"grant": "password"}, "grant type: recorded 'client_credentials', sent 'password'"),
-        ({"extra": "scope"}, "parameters: not recorded: scope"),
+        ({"path": "/tokens"}, "path: recorded /token, sent /tokens"),
+        ({"grant": "password"}, "grant_type: recorded 'client_credentials', sent 'password'"),
+        ({"extra": "scope"}, "body: not recorded: scope"),
     ],
 )
 def test_mismatch_names_what_differs(
@@ -334,6 +331,243 @@ def test_a_secret_that_is_also_a_field_name_is_saved(
     assert interaction["request"]["body"] == "username=ann&password=forge-scrubbed-1"
 
 
+# -- HTTP Basic: the client id is kept and compared, the secret never --------------------
+
+
+def fetch_token(token_url: str, client_id: str, secret: str) -> str:
+    """One client_credentials grant, the client authenticated by HTTP Basic (the default)."""
+    provider = ClientCredentialsTokenProvider(token_url, client_id, secret, max_retries=0)
+    try:
+        return provider.fetch_token().access_token
+    finally:
+        provider.close()
+
+
+@pytest.fixture
+def basic_recorded(tmp_path: Path, forge_oauth_server: OAuthServer) -> Path:
+    """A token grant recorded with forge-client under HTTP Basic; the server reset after."""
+    path = tmp_path / "basic.yaml"
+    with ForgeCassette(path):
+        fetch_token(forge_oauth_server.token_url, "forge-client", "forge-secret")
+    forge_oauth_server.reset()
+    return path
+
+
+def test_basic_is_stored_with_the_client_id_and_without_the_secret(basic_recorded: Path) -> None:
+    """The file shows ``Basic forge-client:<placeholder>``: an id a reviewer can read, and
+    neither the secret nor the credentials' base64."""
+    (headers,) = sent_headers(basic_recorded)
+    assert headers["Authorization"] == ["Basic forge-client:forge-scrubbed-1"]
+    text = basic_recorded.read_text()
+    assert "forge-secret" not in text
+    assert base64.b64encode(b"forge-client:forge-secret").decode() not in text
+
+
+def test_a_changed_client_id_fails_replay_naming_both_ids(
+    basic_recorded: Path, forge_oauth_server: OAuthServer
+) -> None:
+    """Another client id is refused with both ids and no secret in the message; the same id
+    with another secret replays; nothing reaches the server either way."""
+    with ForgeCassette(basic_recorded, record_mode="none") as cassette:
+        assert fetch_token(forge_oauth_server.token_url, "forge-client", "rotated-secret-2")
+    assert cassette.all_played
+    with (
+        pytest.raises(CassetteMismatchError) as caught,
+        ForgeCassette(basic_recorded, record_mode="none"),
+    ):
+        fetch_token(forge_oauth_server.token_url, "partner-client", "partner-secret-3")
+    expected = "basic_user: recorded 'forge-client', sent 'partner-client'"
+    assert [str(d) for d in caught.value.differences] == [expected]
+    message = str(caught.value)
+    assert f"    {expected}" in message.splitlines()
+    secrets = ("forge-secret", "rotated-secret-2", "partner-secret-3")
+    assert [secret for secret in secrets if secret in message] == []
+    assert forge_oauth_server.token_requests == []
+
+
+def test_match_on_without_basic_user_replays_another_client(
+    basic_recorded: Path, forge_oauth_server: OAuthServer
+) -> None:
+    """Leaving basic_user out of match_on accepts any client id."""
+    parts = [part for part in MATCH_ON if part != "basic_user"]
+    with ForgeCassette(basic_recorded, record_mode="none", match_on=parts) as cassette:
+        fetch_token(forge_oauth_server.token_url, "partner-client", "partner-secret-3")
+    assert cassette.all_played
+    assert cassette.match_on == tuple(parts)
+
+
+def test_a_form_encoded_client_id_is_kept_as_sent(
+    tmp_path: Path, forge_api_server: ApiServer
+) -> None:
+    """An id the OAuth client form-encodes (RFC 6749) is stored as sent with both spellings
+    of its secret hidden, and a replay that sends it plain (requests' ``auth=``) fails
+    saying that only the encoding differs."""
+    path = tmp_path / "encoded.yaml"
+    token_url = forge_api_server.url_for("/token")
+    forge_api_server.add("/token", Reply(json={"access_token": TOKEN, "expires_in": 60}))
+    client_id, secret = "my app@example.com", "s3cret/+value"
+    with ForgeCassette(path):
+        fetch_token(token_url, client_id, secret)
+    text = path.read_text()
+    assert "Basic my+app%40example.com:forge-scrubbed-1" in text
+    assert [spelling for spelling in (secret, quote_plus(secret)) if spelling in text] == []
+    data = {"grant_type": "client_credentials"}
+    with pytest.raises(CassetteMismatchError) as caught, ForgeCassette(path, record_mode="none"):
+        requests.post(token_url, data=data, auth=(client_id, secret), timeout=5)
+    (difference,) = caught.value.differences
+    assert difference.aspect == "basic_user"
+    assert difference.detail.startswith(
+        "recorded 'my+app%40example.com', sent 'my app@example.com' (the same id "
+        "'my app@example.com', form-encoded in the recording only"
+    )
+
+
+# -- rules per test: more secrets, fewer parts compared --------------------------------------
+
+
+def partner_login(server: ApiServer, *, user: str = "ann", page: str = "1") -> Any:
+    """A login that sends a partner key header, a pwd field (form and query) and gets one
+    back in JSON."""
+    answer = requests.post(
+        server.url_for("/login"),
+        params={"page": page, "pwd": "pwd-query-7a8b"},
+        data={"user": user, "pwd": "pwd-body-1c2d"},
+        headers={"X-Partner-Key": "partner-9d0e"},
+        timeout=5,
+    )
+    return answer.json()
+
+
+def test_extra_names_are_scrubbed_and_match_on_narrows_replay(
+    tmp_path: Path, forge_api_server: ApiServer
+) -> None:
+    """scrub_headers and scrub_fields hide what the defaults do not know is secret; with
+    match_on=(method, path, body) another query replays and another body value is refused,
+    the message naming the parts compared."""
+    path = tmp_path / "partner.yaml"
+    forge_api_server.add("/login", Reply(json={"ok": True, "Pwd": "pwd-echo-3f4a", "pin": 4321}))
+    headers, fields = ["x-partner-key"], ["PWD", "pin"]
+    with ForgeCassette(path, scrub_headers=headers, scrub_fields=fields) as cassette:
+        assert partner_login(forge_api_server) == {"ok": True, "Pwd": "pwd-echo-3f4a", "pin": 4321}
+    assert cassette.scrub_headers == frozenset({"x-partner-key"})
+    assert cassette.scrub_fields == frozenset({"pwd", "pin"})
+    text = path.read_text()
+    seeded = ["partner-9d0e", "pwd-query-7a8b", "pwd-body-1c2d", "pwd-echo-3f4a", "4321"]
+    assert [secret for secret in seeded if secret in text] == []
+    assert is_placeholder(sent_headers(path)[0]["X-Partner-Key"][0])
+
+    def replay() -> ForgeCassette:
+        return ForgeCassette(
+            path,
+            record_mode="none",
+            scrub_headers=headers,
+            scrub_fields=fields,
+            match_on=("method", "path", "body"),
+        )
+
+    with replay():
+        assert partner_login(forge_api_server, page="2")["ok"]
+    with pytest.raises(CassetteMismatchError) as caught, replay():
+        partner_login(forge_api_server, user="bob")
+    assert [str(d) for d in caught.value.differences] == ["body: changed: user 'ann' -> 'bob'"]
+    assert "  compared (match_on): method, path, body" in str(caught.value).splitlines()
+    assert len(forge_api_server.requests) == 1  # the recording's
+
+
+# -- record mode none: never a connection ----------------------------------------------------
+
+
+def http_client_get(server: ApiServer, path: str) -> object:
+    """A GET through ``http.client`` itself, below requests and urllib3."""
+    host, _, port = server.url.removeprefix("http://").partition(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().read()
+    finally:
+        connection.close()
+
+
+def idle_connections(session: requests.Session, url: str) -> list[Any]:
+    """The live keep-alive connections in ``session``'s pools: vcrpy takes them out of the
+    pool (8.5 without closing them), so a test keeps them to close them itself."""
+    pools = cast("HTTPAdapter", session.get_adapter(url)).poolmanager.pools
+    queues = [pools[key].pool for key in pools.keys()]  # noqa: SIM118 - not a dict
+    return [c for queue in queues if queue is not None for c in queue.queue if c is not None]
+
+
+@contextmanager
+def no_connections() -> Iterator[list[object]]:
+    """Refuse and note every socket connect, from any thread, while in the block."""
+    attempts: list[object] = []
+
+    def connect(sock: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise ConnectionRefusedError(
+            errno.ECONNREFUSED, f"the test forbids connecting to {address}"
+        )
+
+    def connect_ex(sock: socket.socket, address: object) -> int:
+        attempts.append(address)
+        return errno.ECONNREFUSED
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", connect)
+        patch.setattr(socket.socket, "connect_ex", connect_ex)
+        yield attempts
+
+
+def test_record_mode_none_never_opens_a_connection(
+    recorded: Path, forge_api_server: ApiServer
+) -> None:
+    """Under mode none, a replayed request, unmatched ones (another path, HTTPS, another
+    host, http.client, a session holding a live keep-alive connection), a repeat and
+    another thread's request all end without one socket connect or request reaching a
+    server; and the same guard does see a real request."""
+    flow = token_then_api(forge_api_server)
+    forge_api_server.add("/warm", Reply(json={"warm": True}))
+    session = requests.Session()
+    assert session.get(forge_api_server.url_for("/warm"), timeout=5).json() == {"warm": True}
+    idle = idle_connections(session, forge_api_server.url)
+    assert len(idle) == 1
+    accepted = forge_api_server.connections_accepted
+    refused: list[CassetteError] = []
+
+    def attempt(request: Callable[[], object]) -> None:
+        try:
+            request()
+        except CassetteError as exc:
+            refused.append(exc)
+
+    unmatched = [
+        lambda: requests.get(forge_api_server.url_for("/nowhere"), timeout=5),
+        lambda: requests.post("https://127.0.0.1:9/token", timeout=5),
+        lambda: requests.get("https://api.example.com/token", timeout=5),
+        lambda: http_client_get(forge_api_server, "/http-client"),
+        lambda: session.get(forge_api_server.url_for("/warm"), timeout=5),
+        flow,  # played already
+    ]
+    with no_connections() as attempts:
+        cassette = ForgeCassette(recorded, record_mode="none").open()
+        assert flow() == {"ok": True}
+        for request in unmatched:
+            attempt(request)
+        thread = threading.Thread(target=attempt, args=(flow,))
+        thread.start()
+        thread.join()
+        with pytest.raises(CassetteError, match=r"7 request\(s\) refused"):
+            cassette.close()
+    assert attempts == []
+    assert [type(e) for e in refused] == [CassetteMismatchError] * 6 + [CassetteThreadError]
+    assert [r.path for r in forge_api_server.requests] == ["/warm"]
+    assert forge_api_server.connections_accepted == accepted
+    session.close()
+    idle[0].close()
+    with no_connections() as attempts, pytest.raises(requests.ConnectionError):
+        requests.get(forge_api_server.url_for("/warm"), timeout=5)
+    assert len(attempts) == 1
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -341,6 +575,8 @@ def test_a_secret_that_is_also_a_field_name_is_saved(
         ({"path": 3}, "path must be a non-empty path"),
         ({"path": "c.yaml", "record_mode": "rewrite"}, "record_mode must be one of"),
         ({"path": "c.yaml", "clock": object()}, "clock must be a FakeClock"),
+        ({"path": "c.yaml", "match_on": ["uri"]}, "match_on: unknown part 'uri'"),
+        ({"path": "c.yaml", "scrub_fields": "pwd"}, "scrub_fields must be a list of field"),
     ],
 )
 def test_bad_arguments_are_configuration_errors(arguments: dict[str, object], message: str) -> None:
@@ -401,363 +637,3 @@ def test_default_cassette_path(request: pytest.FixtureRequest) -> None:
         here / "cassettes" / "test_cassettes" / "test_default_cassette_path.yaml"
     )
     assert cassette_path(request.node, "data/x.yaml") == here / "data" / "x.yaml"
-
-
-# -- the plugin, as users see it (pytester) ------------------------------------------------
-
-INNER_ARGS: tuple[str, ...] = ("-p", "requestforge_testing", "-p", "no:cacheprovider")
-INNER_ARGS += ("--strict-markers", "-W", "error")
-
-RunInner = Callable[..., pytest.RunResult]
-
-
-@pytest.fixture
-def run_inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> RunInner:
-    """Run pytest in-process with only this plugin and without CI in the environment."""
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    monkeypatch.delenv("CI", raising=False)
-
-    def run(*args: str) -> pytest.RunResult:
-        return pytester.runpytest(*INNER_ARGS, *args)
-
-    return run
-
-
-FLOW_TEST = """
-import os
-import pytest
-import requests
-from requestforge_testing import Reply
-
-VARIANT = os.environ.get("FORGE_VARIANT", "base")
-
-@pytest.mark.forge_cassette
-def test_flow(forge_api_server, request):
-    forge_api_server.add("/oauth/token", Reply(json={"access_token": "tok-0123456789"}))
-    forge_api_server.add("/oauth/other", Reply(json={"access_token": "tok-0123456789"}))
-    data = {"grant_type": "client_credentials", "client_id": "c1", "client_secret": "s3cr3t-value"}
-    method, path = "POST", "/oauth/token"
-    if VARIANT == "method":
-        method = "PUT"
-    elif VARIANT == "url":
-        path = "/oauth/other"
-    elif VARIANT == "grant":
-        data["grant_type"] = "password"
-    elif VARIANT == "parameters":
-        data["audience"] = "orders"
-        del data["client_id"]
-    answer = requests.request(method, forge_api_server.url_for(path), data=data, timeout=5)
-    assert answer.json()["access_token"]
-    cassette = request.getfixturevalue("forge_cassette")
-    if cassette.replaying:
-        assert forge_api_server.requests == []
-"""
-
-
-def cassette_file(pytester: pytest.Pytester, test: str = "test_flow") -> Path:
-    """Where the inner test module's cassette for ``test`` lives."""
-    module = next(pytester.path.glob("test_*.py")).stem
-    return pytester.path / "cassettes" / module / f"{test}.yaml"
-
-
-def test_marker_alone_records_then_replays(pytester: pytest.Pytester, run_inner: RunInner) -> None:
-    """The marker activates the cassette: the first run records, the next replays offline."""
-    pytester.makepyfile(FLOW_TEST)
-    run_inner().assert_outcomes(passed=1)
-    path = cassette_file(pytester)
-    assert path.is_file()
-    assert "s3cr3t-value" not in path.read_text()
-    assert "tok-0123456789" not in path.read_text()
-    run_inner("--forge-record-mode=none").assert_outcomes(passed=1)
-
-
-@pytest.mark.parametrize(
-    ("variant", "expected"),
-    [
-        ("method", "method: recorded POST, sent PUT"),
-        ("url", "URL: recorded http://loopback-1.invalid/oauth/token, sent "),
-        ("grant", "grant type: recorded 'client_credentials', sent 'password'"),
-        ("parameters", "parameters: not sent: client_id; not recorded: audience"),
-    ],
-)
-def test_replay_mismatch_fails_with_a_readable_diff(
-    pytester: pytest.Pytester,
-    run_inner: RunInner,
-    monkeypatch: pytest.MonkeyPatch,
-    variant: str,
-    expected: str,
-) -> None:
-    """Code that now sends another method, URL, grant type or parameter set fails on replay
-    with the difference spelled out."""
-    pytester.makepyfile(FLOW_TEST)
-    run_inner().assert_outcomes(passed=1)
-    monkeypatch.setenv("FORGE_VARIANT", variant)
-    result = run_inner("--forge-record-mode=none")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*this request is not in the cassette*test_flow.yaml*",
-            "*closest recorded request, #1 (not played yet):*",
-            "*differences:*",
-            f"*{expected}*",
-            "*record the cassette again (--forge-record-mode=all*",
-        ]
-    )
-
-
-def test_missing_cassette_fails_clearly_under_ci(
-    pytester: pytest.Pytester, run_inner: RunInner, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Under CI the default mode is none: no cassette is an error saying how to record it."""
-    pytester.makepyfile(FLOW_TEST)
-    monkeypatch.setenv("CI", "true")
-    result = run_inner()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*forge_cassette: no cassette at *test_flow.yaml*record mode 'none' only replays*",
-            "*pytest --forge-record-mode=once *test_flow*",
-        ]
-    )
-    assert not cassette_file(pytester).exists()
-
-
-def test_option_overrides_the_marker_and_marker_path_is_used(
-    pytester: pytest.Pytester, run_inner: RunInner
-) -> None:
-    """A marker pinning mode none still records when the command line says once, at the
-    marker's path."""
-    pytester.makepyfile(
-        """
-        import pytest
-        import requests
-        from requestforge_testing import Reply
-
-        @pytest.mark.forge_cassette("recorded/pinned.yaml", record_mode="none")
-        def test_pinned(forge_api_server, forge_cassette):
-            forge_api_server.add("/x", Reply(json={"n": 1}))
-            assert requests.get(forge_api_server.url_for("/x"), timeout=5).json() == {"n": 1}
-        """
-    )
-    run_inner().assert_outcomes(errors=1)  # the marker's none: nothing to replay
-    run_inner("--forge-record-mode=once").assert_outcomes(passed=1)
-    assert (pytester.path / "recorded" / "pinned.yaml").is_file()
-    run_inner().assert_outcomes(passed=1)
-
-
-def test_bad_marker_arguments_fail_the_test(pytester: pytest.Pytester, run_inner: RunInner) -> None:
-    """An unknown record mode or keyword in the marker is reported, not ignored."""
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.forge_cassette(record_mode="rewrite")
-        def test_mode():
-            pass
-
-        @pytest.mark.forge_cassette(mode="once")
-        def test_keyword():
-            pass
-        """
-    )
-    result = run_inner()
-    result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(["*record_mode must be one of none, once, new_episodes, all*"])
-    result.stdout.fnmatch_lines(["*forge_cassette marker takes*mode*"])
-
-
-SCRUB_TEST = """
-import pytest
-from requestforge import (
-    ClientCredentialsTokenProvider, HttpClient, HttpClientConfigBuilder,
-    PasswordGrantTokenProvider, TokenManager,
-)
-
-@pytest.mark.forge_cassette
-def test_flows(forge_oauth_server, forge_clock):
-    server = forge_oauth_server
-    server.issue_refresh_tokens = True
-    client_credentials = ClientCredentialsTokenProvider(
-        server.token_url, "forge-client", "forge-secret", client_auth="body"
-    )
-    password = PasswordGrantTokenProvider(
-        server.token_url, "forge-client", "forge-secret", "forge-user", "forge-password"
-    )
-    for provider in (client_credentials, password):
-        manager = TokenManager(provider)
-        config = (
-            HttpClientConfigBuilder().with_base_url(server.api_url).with_token_auth(manager)
-            .with_header("X-Api-Key", "apikey-90d1c2b3")
-            .with_header("Cookie", "sid=cookie-5e6f7a8b")
-        )
-        with HttpClient(config.build()) as client:
-            assert client.get("/data", params={"access_token": "query-4c3b2a19"}).json()["ok"]
-            forge_clock.advance(3600)
-            assert client.get("/data").json()["ok"]
-    with open("issued.txt", "w") as out:
-        out.write("\\n".join(server.issued_tokens))
-"""
-
-
-def test_scrubbing_keeps_every_seeded_secret_out_of_the_file(
-    pytester: pytest.Pytester, run_inner: RunInner
-) -> None:
-    """Client secret, password, API key, cookie, query token and every issued token or
-    refresh token are replaced, consistently, and the scheme names survive."""
-    pytester.makepyfile(SCRUB_TEST)
-    run_inner().assert_outcomes(passed=1)
-    text = cassette_file(pytester, "test_flows").read_text()
-    issued = (pytester.path / "issued.txt").read_text().split()
-    seeded = ["forge-secret", "forge-password", "apikey-90d1c2b3", "cookie-5e6f7a8b"]
-    seeded += ["query-4c3b2a19", "Zm9yZ2UtY2xpZW50OmZvcmdlLXNlY3JldA", "forge-rt-", *issued]
-    assert len(issued) == 4
-    assert [secret for secret in seeded if secret in text] == []
-    for kept in ("Basic forge-scrubbed-", "Bearer forge-scrubbed-", "sid=forge-scrubbed-"):
-        assert kept in text
-    assert "grant_type=refresh_token" in text
-    assert "username=forge-user" in text
-    run_inner("--forge-record-mode=none").assert_outcomes(passed=1)
-
-
-def test_threads_fail_loudly_in_the_test_or_at_teardown(
-    pytester: pytest.Pytester, run_inner: RunInner
-) -> None:
-    """A thread's request through the cassette fails the test naming the threads, and still
-    fails it at teardown when the thread swallowed the error."""
-    pytester.makepyfile(
-        """
-        import threading
-        import pytest
-        import requests
-        from requestforge_testing import CassetteThreadError, Reply
-
-        def in_thread(url, swallow):
-            errors = []
-            def work():
-                try:
-                    requests.get(url, timeout=5)
-                except CassetteThreadError as exc:
-                    errors.append(exc)
-            thread = threading.Thread(target=work, name="worker-7")
-            thread.start()
-            thread.join()
-            if errors and not swallow:
-                raise errors[0]
-
-        @pytest.mark.forge_cassette
-        def test_raises(forge_api_server):
-            forge_api_server.add("/x", Reply(json={}))
-            in_thread(forge_api_server.url_for("/x"), swallow=False)
-
-        @pytest.mark.forge_cassette
-        def test_swallows(forge_api_server):
-            forge_api_server.add("/x", Reply(json={}))
-            in_thread(forge_api_server.url_for("/x"), swallow=True)
-            assert forge_api_server.requests == []
-        """
-    )
-    result = run_inner()
-    result.assert_outcomes(failed=1, passed=1, errors=1)
-    result.stdout.fnmatch_lines(
-        ["*opened in thread 'MainThread', but thread 'worker-7' sent GET http://loopback-1*"]
-    )
-    result.stdout.fnmatch_lines(
-        ["*ERROR at teardown of test_swallows*", "*refused threads: 'worker-7'*"]
-    )
-    assert not list(pytester.path.glob("cassettes/*/*.yaml"))
-
-
-CLOCK_TEST = """
-from datetime import timedelta
-import pytest
-from requestforge import ClientCredentialsTokenProvider
-
-@pytest.mark.forge_cassette(path="cassettes/clock.yaml")
-def test_clock(forge_oauth_server, forge_cassette{clock}):
-    provider = ClientCredentialsTokenProvider(
-        forge_oauth_server.token_url, "forge-client", "forge-secret"
-    )
-    token = provider.fetch_token()
-    {check}
-"""
-
-
-def test_recorded_time_is_restored_on_forge_clock(
-    pytester: pytest.Pytester, run_inner: RunInner
-) -> None:
-    """Recorded on the real clock, replayed with forge_clock: the clock starts at the
-    recording's time and the token expires exactly one lifetime after it."""
-    pytester.makepyfile(CLOCK_TEST.format(clock="", check="assert token.expires_at"))
-    before = datetime.now(timezone.utc)
-    run_inner().assert_outcomes(passed=1)
-    metadata = load(pytester.path / "cassettes" / "clock.yaml")["requestforge"]
-    assert isinstance(metadata, dict)
-    when = datetime.fromisoformat(metadata["recorded_at"])
-    assert before <= when <= datetime.now(timezone.utc)
-    check = (
-        "assert forge_clock.now() == forge_cassette.recorded_at == token.issued_at; "
-        "assert token.expires_at == forge_cassette.recorded_at + timedelta(seconds=3600)"
-    )
-    pytester.makepyfile(CLOCK_TEST.format(clock=", forge_clock", check=check))
-    run_inner("--forge-record-mode=none").assert_outcomes(passed=1)
-
-
-def test_failed_test_saves_no_cassette(pytester: pytest.Pytester, run_inner: RunInner) -> None:
-    """A test that fails while recording leaves no cassette, so the next run records anew."""
-    pytester.makepyfile(
-        """
-        import pytest
-        import requests
-        from requestforge_testing import Reply
-
-        @pytest.mark.forge_cassette
-        def test_fails(forge_api_server):
-            forge_api_server.add("/x", Reply(json={}))
-            requests.get(forge_api_server.url_for("/x"), timeout=5)
-            assert False, "the test itself failed"
-        """
-    )
-    run_inner().assert_outcomes(failed=1)
-    assert not list(pytester.path.glob("cassettes/*/*.yaml"))
-
-
-def test_plugin_lists_option_and_marker_without_importing_vcrpy(
-    pytester: pytest.Pytester, run_inner: RunInner
-) -> None:
-    """--forge-record-mode and the marker are registered, and loading the plugin (or running
-    a test without a cassette) does not import vcrpy (checked in a fresh interpreter)."""
-    run_inner("--help").stdout.fnmatch_lines(["*--forge-record-mode={none,once,new_episodes,all}*"])
-    run_inner("--markers").stdout.fnmatch_lines(["*@pytest.mark.forge_cassette(path=None*"])
-    pytester.makepyfile(
-        """
-        import sys
-
-        def test_plain():
-            assert not [name for name in sys.modules if name.partition(".")[0] == "vcr"]
-        """
-    )
-    pytester.runpytest_subprocess(*INNER_ARGS).assert_outcomes(passed=1)
-
-
-def test_a_refused_save_still_stops_intercepting(
-    tmp_path: Path, forge_api_server: ApiServer
-) -> None:
-    """After close() raised because the file could not be saved, HTTP is no longer patched:
-    later requests reach the server instead of the dead cassette."""
-    forge_api_server.add("/token", Reply(json={"access_token": "tok+en/with-slash"}))
-    forge_api_server.add("/echo", Reply(body="you sent tok%2Ben%2Fwith-slash"))
-    cassette = ForgeCassette(tmp_path / "leak.yaml").open()
-    requests.get(forge_api_server.url_for("/token"), timeout=5)
-    requests.get(forge_api_server.url_for("/echo"), timeout=5)
-    with pytest.raises(CassetteError):
-        cassette.close()
-    forge_api_server.add("/after", Reply(json={"live": True}))
-    results: list[object] = []
-    thread = threading.Thread(
-        target=lambda: results.append(
-            requests.get(forge_api_server.url_for("/after"), timeout=5).json()
-        )
-    )
-    thread.start()
-    thread.join(10)
-    assert results == [{"live": True}]  # another thread is not refused by the old cassette

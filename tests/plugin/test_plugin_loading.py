@@ -12,10 +12,9 @@ import pytest
 
 import requestforge_testing
 from requestforge._clock import get_default_clock
+from tests.inner_pytest import INNER_ARGS
 
 # Run the inner pytest like CI runs ours: plugin loaded explicitly, warnings and markers strict.
-INNER_ARGS: tuple[str, ...] = ("-p", "requestforge_testing", "-p", "no:cacheprovider")
-INNER_ARGS += ("--strict-markers", "-W", "error")
 PROJECT_ROOT = Path(requestforge_testing.__file__).resolve().parent.parent
 
 RunInner = Callable[..., pytest.RunResult]
@@ -161,11 +160,12 @@ def test_forge_responses_mocks_requests_and_insists_calls_happen(
 def test_importing_the_plugin_imports_no_mocking_library(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Importing requestforge_testing patches nothing: responses, vcr, freezegun stay unloaded."""
+    """Importing requestforge_testing patches nothing: responses, vcr, time_machine stay
+    unloaded until a fixture or method that needs them runs."""
     monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
     code = (
         "import sys, requestforge_testing; "
-        "loaded = {'responses', 'vcr', 'freezegun'} & set(sys.modules); "
+        "loaded = {'responses', 'vcr', 'time_machine', 'freezegun'} & set(sys.modules); "
         "assert not loaded, loaded; "
         "assert requestforge_testing.ApiServer and requestforge_testing.FakeClock"
     )
@@ -213,3 +213,106 @@ def test_readme_plugin_example_passes(pytester: pytest.Pytester, run_inner: RunI
     pytester.makepyfile(test_readme=examples[0])
     result = run_inner()
     result.assert_outcomes(passed=examples[0].count("def test_"))
+
+
+# -- without the testing extra: pytest installed on its own, the rest of the extra missing ---
+
+HINT = "requestforge_testing needs the testing extra ({}): pip install 'requestforge[testing]'"
+#: Blocked in sys.modules, they cannot be found: the extra is "not installed".
+BLOCKED = ("responses", "vcr")
+HINT_BLOCKED = HINT.format("responses, vcrpy not installed")
+USER_TESTS = """
+    import pytest
+
+    def test_the_users_own(request):
+        assert request.config.pluginmanager.has_plugin("requestforge_testing")
+
+    def test_uses_a_fixture(forge_api_server):
+        raise AssertionError("must not run")
+
+    def test_asks_for_one_later(request):
+        request.getfixturevalue("forge_clock")
+        raise AssertionError("must not run")
+
+    @pytest.mark.forge_stress(threads=2)
+    def test_uses_a_marker():
+        raise AssertionError("must not run")
+    """
+
+
+@pytest.fixture
+def without_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the testing extra look uninstalled for in-process runs (find_spec sees None)."""
+    for module in BLOCKED:
+        monkeypatch.setitem(sys.modules, module, None)
+
+
+@pytest.mark.usefixtures("without_extra")
+def test_autoloaded_without_the_extra_only_its_own_tests_fail(pytester: pytest.Pytester) -> None:
+    """Autoloaded by its entry point without the extra, the plugin leaves the user's own
+    tests and --strict-markers alone; a test using one of its fixtures (even through
+    getfixturevalue) or markers fails with the one line saying what to install."""
+    pytester.makepyfile(USER_TESTS)
+    result = pytester.runpytest("-p", "no:hypothesispytest", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1, errors=2)
+    assert result.stdout.lines.count(HINT_BLOCKED) == 3  # the whole report of each
+    assert result.stderr.str() == ""
+
+
+@pytest.mark.usefixtures("without_extra")
+def test_autoloaded_without_the_extra_a_run_without_its_tests_passes(
+    pytester: pytest.Pytester,
+) -> None:
+    """A run of tests that never touch the plugin passes untouched, with warnings as errors."""
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest(
+        "-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-W", "error"
+    )
+    result.assert_outcomes(passed=1)
+    assert "testing extra" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.usefixtures("without_extra")
+@pytest.mark.parametrize("autoload", [False, True], ids=["autoload off", "autoload on"])
+@pytest.mark.parametrize("how", ["-p", "PYTEST_PLUGINS", "pytest_plugins"])
+def test_asked_for_by_name_without_the_extra_pytest_stops_with_one_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str, autoload: bool
+) -> None:
+    """Loaded by name (-p, PYTEST_PLUGINS or a conftest's pytest_plugins) without the extra,
+    pytest stops at start-up with a usage error of exactly one line naming the extra, whether
+    or not the entry point had loaded it already."""
+    args = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+    if not autoload:
+        monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    if how == "-p":
+        args += ["-p", "requestforge_testing"]
+    elif how == "PYTEST_PLUGINS":
+        monkeypatch.setenv("PYTEST_PLUGINS", "requestforge_testing")
+    else:
+        pytester.makeconftest("pytest_plugins = ['requestforge_testing']")
+    pytester.makepyfile(USER_TESTS)
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.strip()] == [f"ERROR: {HINT_BLOCKED}"]
+
+
+def test_the_package_imports_without_the_extra(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pytest but none of responses, vcrpy and time-machine the classes and the plugin
+    module import; freeze_wall_clock says what to install."""
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
+    code = (
+        "import sys; sys.modules.update(responses=None, vcr=None, time_machine=None); "
+        "import requestforge_testing as rt; "
+        "assert rt.ApiServer and rt.FakeClock and rt.ForgeCassette and rt.forge_clock; "
+        "clock = rt.FakeClock(); clock.advance(1); "
+        "freeze = clock.freeze_wall_clock(); "
+        "exec('try:\\n    freeze.__enter__()\\nexcept ImportError as e:\\n    print(e)')"
+    )
+    result = pytester.run(sys.executable, "-c", code)
+    assert result.ret == 0, result.stderr.str()
+    assert result.outlines == [
+        "FakeClock.freeze_wall_clock() needs time-machine: "
+        + HINT.format("time-machine not installed")
+    ]

@@ -10,9 +10,9 @@ import pytest
 from redis.crc import key_slot
 
 from requestforge_testing import RedisServer
+from tests.inner_pytest import INNER_ARGS as SHARED_INNER_ARGS
 
-INNER_ARGS: tuple[str, ...] = ("-p", "requestforge_testing", "-p", "no:cacheprovider")
-INNER_ARGS += ("--strict-markers", "-W", "error", "-rs")
+INNER_ARGS = (*SHARED_INNER_ARGS, "-rs")
 MISSING = "redis-server not found: apt-get install redis-server"
 
 RunInner = Callable[..., pytest.RunResult]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,19 +15,18 @@ import requestforge_testing
 from requestforge import InMemoryTokenStorage, TokenData, TokenManager
 from requestforge_testing import (
     FakeTokenProvider,
+    ForgeStressWarning,
     StressReport,
     StressRunner,
     StressTimeoutError,
     forge_stress,
 )
+from tests.inner_pytest import INNER_ARGS
 
 THREADS = 16
 ROUNDS = 20
 MANY = 64
 ODD_INTERVAL = 0.0123  # no default or test uses it: seeing it proves who set it
-
-INNER_ARGS: tuple[str, ...] = ("-p", "requestforge_testing", "-p", "no:cacheprovider")
-INNER_ARGS += ("--strict-markers", "-W", "error")
 
 
 @pytest.fixture
@@ -233,9 +233,9 @@ def test_assert_no_errors_summarises_beyond_the_listed_ones(forge_stress: Stress
     with pytest.raises(AssertionError) as info:
         report.assert_no_errors()
     lines = str(info.value).splitlines()
-    assert len(lines) == 1 + listed + 1
+    assert len(lines) == 1 + listed + 1 + 1  # header, listed, summary, replay
     assert (
-        lines[-1] == f"  ... and {2 * THREADS - listed} more (LookupError x{2 * THREADS - listed})"
+        lines[-2] == f"  ... and {2 * THREADS - listed} more (LookupError x{2 * THREADS - listed})"
     )
 
 
@@ -698,7 +698,7 @@ def test_assert_no_errors_shows_the_first_line_of_a_long_message(
     with pytest.raises(AssertionError) as info:
         report.assert_no_errors()
     lines = str(info.value).splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4  # header, two threads, replay
     assert lines[1].endswith("): AssertionError: assert 1 == 2 [...]")
 
 
@@ -865,5 +865,66 @@ def test_the_marker_is_registered_with_its_signature(inner: pytest.Pytester) -> 
     result = inner.runpytest(*INNER_ARGS, "--markers")
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["@pytest.mark.forge_stress(threads=8, rounds=1, switch_interval=1e-06, timeout=30.0):*"]
+        [
+            "@pytest.mark.forge_stress(threads=8, rounds=1, switch_interval=1e-06, timeout=30.0, "
+            "seed=None, schedules=1, preempt=True, preempt_packages=()):*"
+        ]
     )
+
+
+class _Tally:
+    """A read-modify-write without a lock, for the preemption warnings below."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def call(self) -> None:
+        self.calls += 1
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ preempts with sys.monitoring")
+def test_a_thread_with_a_tracer_already_is_reported_not_silently_unpreempted(
+    forge_stress: StressRunner,
+) -> None:
+    """Under another tracer (coverage.py's, on 3.10/3.11) a ForgeStressWarning says that
+    the calls ran without forced interleavings."""
+
+    def tracer(frame: object, event: str, arg: object) -> None:
+        return None
+
+    threading.settrace(tracer)
+    try:
+        with pytest.warns(ForgeStressWarning, match=r"16 of 16 calls .*coverage\.py"):
+            forge_stress(_Tally().call, threads=16)
+    finally:
+        threading.settrace(None)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="3.10/3.11 preempt with sys.settrace")
+def test_no_free_monitoring_tool_is_reported_not_silently_unpreempted(
+    forge_stress: StressRunner,
+) -> None:
+    """When every sys.monitoring tool id forge_stress may take is in use, a
+    ForgeStressWarning says the calls ran without forced interleavings."""
+    monitoring = sys.monitoring  # type: ignore[attr-defined]
+    taken = [tool for tool in (3, 4, 5) if monitoring.get_tool(tool) is None]
+    for tool in taken:
+        monitoring.use_tool_id(tool, "a profiler of the user's")
+    try:
+        with pytest.warns(ForgeStressWarning, match="8 of 8 calls .* tool id"):
+            forge_stress(_Tally().call, threads=8)
+    finally:
+        for tool in taken:
+            monitoring.free_tool_id(tool)
+
+
+def test_preempt_false_never_warns(forge_stress: StressRunner) -> None:
+    """With preempt=False nothing is traced and nothing is warned, tracer or not."""
+    threading.settrace(lambda *_: None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            report = forge_stress(_Tally().call, threads=4, preempt=False)
+    finally:
+        threading.settrace(None)
+    report.assert_no_errors()

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-INNER_ARGS: tuple[str, ...] = ("-p", "requestforge_testing", "-p", "no:cacheprovider")
-INNER_ARGS += ("-p", "no:randomly", "--strict-markers", "-W", "error")
+from tests.inner_pytest import INNER_ARGS as SHARED_INNER_ARGS
+
+INNER_ARGS = (*SHARED_INNER_ARGS, "-p", "no:randomly")
 #: The inner session is run this many times: a broken implementation must fail every time.
 RUNS = 3
 THREADS = 8
