@@ -6,26 +6,17 @@ Also the rule behind every call site: ``requestforge_testing._code.is_user_code`
 
 from __future__ import annotations
 
-import itertools
-import json
-import os
 import re
-import sys
 import threading
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import requests
 
 from requestforge import (
-    ClientCredentialsTokenProvider,
-    HttpClient,
     InMemoryTokenStorage,
     TokenData,
     TokenManager,
-    TokenProviderInterface,
 )
 from requestforge._clock import get_default_clock
 from requestforge_testing import (
@@ -33,20 +24,20 @@ from requestforge_testing import (
     FakeTokenProvider,
     FakeTokenProviderFactory,
     OAuthServer,
-    StressCounter,
-    StressReport,
     StressRunner,
-    forge_stress,
 )
-from requestforge_testing._code import call_site, is_user_code
-from tests.inner_pytest import INNER_ARGS
-from tests.plugin.stress_helpers import failure, index, replay_seed
+from tests.plugin.stress_helpers import (
+    SECRET,
+    THREADS,
+    Tally,
+    UserProvider,
+    failure,
+    index,
+    oauth_provider,
+)
 
-THREADS = 4
 HERE = Path(__file__).resolve()
 SOURCE = HERE.read_text().splitlines()
-#: A made-up "real" token value: it must never appear in a failure message.
-SECRET = "rf-live-7Hq2XbN9pL"
 
 
 def line_of(tag: str) -> int:
@@ -63,13 +54,6 @@ def sites(message: str, function: str) -> list[int]:
     return [int(line) for _, line in found]
 
 
-def oauth_provider(server: OAuthServer) -> ClientCredentialsTokenProvider:
-    """A real client-credentials provider for the server's default client, no retries."""
-    return ClientCredentialsTokenProvider(
-        server.token_url, "forge-client", "forge-secret", max_retries=0
-    )
-
-
 class NoLockCache:
     """Check-then-act without a lock: every thread that finds the cache empty fetches."""
 
@@ -81,51 +65,6 @@ class NoLockCache:
         if self.token is None:
             self.token = self.provider.fetch_token()  # <- no-lock fetch
         return self.token
-
-
-class UserProvider(TokenProviderInterface):
-    """A user's own provider: counts its fetches and issues real-looking (secret) tokens.
-
-    Its refresh_token is the interface's default, which calls fetch_token. It counts with
-    no write of its own, so forced interleavings never park inside it.
-    """
-
-    def __init__(self, tally: Tally | None = None) -> None:
-        self.numbers = itertools.count(1)
-        self.fetches = StressCounter()
-        self.tally = tally
-        self.fail_first = False
-
-    def fetch_token(self) -> TokenData:
-        number = next(self.numbers)
-        self.fetches.increment()
-        if self.tally is not None:
-            self.tally.counter.increment()
-        if self.fail_first and number == 1:
-            raise ConnectionError("token endpoint reset the connection")
-        return TokenData(
-            access_token=f"{SECRET}-{number}",
-            refresh_token=f"{SECRET}-refresh-{number}",
-            expires_at=get_default_clock().now() + timedelta(hours=1),
-        )
-
-    def count(self) -> int:
-        return self.fetches.value
-
-    @property
-    def service_name(self) -> str:
-        return "user-api"
-
-
-class Tally:
-    """A plain counter object with ``fetch_count``, kept apart from the provider."""
-
-    def __init__(self) -> None:
-        self.counter = StressCounter()
-
-    @property
-    def fetch_count(self) -> int:
-        return self.counter.value
 
 
 # -- who fetched, from which line -------------------------------------------------------------
@@ -488,166 +427,6 @@ def test_a_token_reused_from_a_watched_provider_names_its_call(
     assert SECRET not in message
 
 
-# -- seeds: the last line of every failure, and what it replays -------------------------------
-
-Check = Callable[[], object]
-
-
-def no_errors(stress: StressRunner, request: pytest.FixtureRequest) -> tuple[int, Check]:
-    def fn() -> None:
-        raise ConnectionError("refused")
-
-    report = stress(fn, threads=2)
-    return report.seed or 0, report.assert_no_errors
-
-
-def single_fetch(stress: StressRunner, request: pytest.FixtureRequest) -> tuple[int, Check]:
-    provider: FakeTokenProvider = request.getfixturevalue("forge_token_provider")
-    report = stress(NoLockCache(provider).get, threads=2)
-    return report.seed or 0, lambda: report.assert_single_fetch(provider)
-
-
-def single_fetch_server(stress: StressRunner, request: pytest.FixtureRequest) -> tuple[int, Check]:
-    server: OAuthServer = request.getfixturevalue("forge_oauth_server")
-    provider = oauth_provider(server)
-    report = stress(lambda: TokenManager(provider).get_token(), threads=2)
-    return report.seed or 0, lambda: report.assert_single_fetch(server)
-
-
-def single_fetch_watched(stress: StressRunner, request: pytest.FixtureRequest) -> tuple[int, Check]:
-    provider = UserProvider()
-    report = stress(lambda: TokenManager(provider).get_token(), threads=2, counter=provider)
-    return report.seed or 0, lambda: report.assert_single_fetch(provider)
-
-
-def single_fetch_counter(stress: StressRunner, request: pytest.FixtureRequest) -> tuple[int, Check]:
-    report = stress(lambda: None, threads=2, counter=lambda: 0)
-    return report.seed or 0, lambda: report.assert_single_fetch(report.counter)
-
-
-def per_thread_sessions(stress: StressRunner, request: pytest.FixtureRequest) -> tuple[int, Check]:
-    shared = requests.Session()
-    request.addfinalizer(shared.close)
-    client = HttpClient(session=shared)
-    request.addfinalizer(client.close)
-    report = stress(lambda: None, threads=2, sessions=client)
-    return report.seed or 0, report.assert_per_thread_sessions
-
-
-def fresh_tokens(stress: StressRunner, request: pytest.FixtureRequest) -> tuple[int, Check]:
-    token = TokenData(access_token=SECRET, expires_at=get_default_clock().now())
-    report = stress(lambda: token, threads=2)
-    return report.seed or 0, report.assert_fresh_tokens
-
-
-def count(stress: StressRunner, request: pytest.FixtureRequest) -> tuple[int, Check]:
-    report = stress(lambda: None, threads=2)
-    return report.seed or 0, lambda: report.assert_count(1)
-
-
-FAILURES: dict[str, Callable[[StressRunner, pytest.FixtureRequest], tuple[int, Check]]] = {
-    "assert_no_errors": no_errors,
-    "assert_single_fetch(provider)": single_fetch,
-    "assert_single_fetch(server)": single_fetch_server,
-    "assert_single_fetch(watched)": single_fetch_watched,
-    "assert_single_fetch(counter)": single_fetch_counter,
-    "assert_per_thread_sessions": per_thread_sessions,
-    "assert_fresh_tokens": fresh_tokens,
-    "assert_count": count,
-}
-
-
-@pytest.mark.parametrize("kind", list(FAILURES))
-def test_every_failure_ends_with_the_seed_and_how_to_replay_it(
-    kind: str, forge_stress: StressRunner, request: pytest.FixtureRequest
-) -> None:
-    """Whatever the assertion, the last line of its failure gives the run's (random) seed
-    and the three ways to replay it, and no other line mentions a seed."""
-    seed, check = FAILURES[kind](forge_stress, request)
-    message = failure(check)
-    assert replay_seed(message) == seed
-    assert all("seed" not in line for line in message.splitlines()[:-1])
-
-
-class Registry:
-    """Whoever joins first is the primary; every member wrongly expects to be it."""
-
-    def __init__(self) -> None:
-        self.members: list[int] = []
-
-    def join(self, member: int) -> None:
-        self.members.append(member)
-        if self.members[0] != member:
-            raise AssertionError(f"{member} is not the primary: {self.members[0]} joined first")
-
-
-def joins(stress: StressRunner, seed: int | None) -> tuple[StressReport[None], object]:
-    """Run THREADS joins of one Registry under ``seed``: the report and what the schedule did."""
-    registry = Registry()
-    report = stress(lambda: registry.join(index()), threads=THREADS, seed=seed)
-    return report, (tuple(registry.members), [(o.index, str(o.error)) for o in report.errors])
-
-
-def test_the_seed_of_a_failure_replays_the_same_schedule(forge_stress: StressRunner) -> None:
-    """The seed printed by a failure, given back as forge_stress(seed=N), gives the same
-    join order and the same failing threads with the same errors."""
-    report, first = joins(forge_stress, None)
-    seed = replay_seed(failure(report.assert_no_errors))
-    assert [joins(forge_stress, seed)[1] for _ in range(2)] == [first, first]
-
-
-INNER = """
-import threading
-
-import pytest
-
-
-class Registry:
-    def __init__(self):
-        self.members = []
-
-    def join(self, member):
-        self.members.append(member)
-        if self.members[0] != member:
-            raise AssertionError(f"{member} is not the primary: {self.members[0]} joined first")
-
-
-@pytest.fixture
-def registry():
-    return Registry()
-
-
-@pytest.mark.forge_stress(threads=4MARKER)
-def test_join(registry):
-    registry.join(threading.current_thread().name.rsplit("-t", 1)[1])
-"""
-
-
-def inner_failure(pytester: pytest.Pytester, marker: str, *args: str) -> tuple[int, list[str]]:
-    """Run the inner test once: the seed it printed and its failing threads, run-neutral."""
-    pytester.makepyfile(test_inner=INNER.replace("MARKER", marker))
-    result = pytester.inline_run(*INNER_ARGS, *args)
-    [report] = [r for r in result.getreports("pytest_runtest_logreport") if r.when == "call"]
-    assert report.failed
-    text = report.longreprtext
-    seed = re.search(r"seed (\d+): replay with", text)
-    assert seed is not None
-    threads = re.findall(r"round 0 thread \d+ \(forge-stress-\d+-r0-t\d+\): .*", text)
-    assert len(threads) >= 3
-    return int(seed[1]), [re.sub(r"forge-stress-\d+-", "forge-stress-N-", t) for t in threads]
-
-
-def test_the_markers_seed_replays_the_seed_a_marked_test_printed(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A marked test's failure prints a seed; with @pytest.mark.forge_stress(seed=N) the
-    test fails the same threads the same way (the option's replay is in
-    test_stress_options.py)."""
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    seed, first = inner_failure(pytester, "")
-    assert inner_failure(pytester, f", seed={seed}") == (seed, first)
-
-
 # -- secrets ----------------------------------------------------------------------------------
 
 
@@ -689,93 +468,3 @@ def test_only_a_fake_providers_tokens_are_shown_by_value(
         in (message)
     )
     assert SECRET not in message
-
-
-# -- which code is the user's -----------------------------------------------------------------
-
-
-def a_user_function() -> None:
-    """Code of this test file."""
-
-
-@pytest.mark.parametrize(
-    ("code", "module"),
-    [
-        (json.dumps.__code__, "json"),
-        (threading.Thread.run.__code__, "threading"),
-        (requests.get.__code__, "requests.api"),
-        (pytest.raises.__code__, "_pytest.python_api"),
-        (HttpClient.get.__code__, "requestforge._client"),
-        (TokenManager.get_token.__code__, "requestforge._token_manager"),
-        (forge_stress.__code__, "requestforge_testing._stress.runner"),
-        (FakeTokenProvider.fetch_token.__code__, "requestforge_testing._providers"),
-    ],
-    ids=[
-        "stdlib",
-        "stdlib-threading",
-        "site-packages",
-        "pytest",
-        "requestforge",
-        "requestforge-tokens",
-        "plugin",
-        "plugin-provider",
-    ],
-)
-def test_the_library_the_plugin_and_installed_packages_are_not_user_code(
-    code: object, module: str
-) -> None:
-    """Frames of the standard library, site-packages, pytest, requestforge and the plugin are
-    never the user's."""
-    assert isinstance(code, type(a_user_function.__code__))
-    assert not is_user_code(code, module)
-
-
-def test_a_test_file_is_user_code() -> None:
-    """This file's functions are the user's, and so is code exec'd from a string."""
-    assert is_user_code(a_user_function.__code__, __name__)
-    exec_code = compile("pass", "<string>", "exec")
-    assert is_user_code(exec_code, "__main__")
-    frozen = compile("pass", "<frozen importlib._bootstrap>", "exec")
-    assert not is_user_code(frozen, "importlib._bootstrap")
-
-
-def test_both_rules_apply_and_include_overrides_the_packages() -> None:
-    """A site-packages file is not the user's whatever its module name; requestforge in the
-    project tree is excluded by name, and counts again when named in include."""
-    assert not is_user_code(requests.get.__code__, "my_app")
-    assert not is_user_code(a_user_function.__code__, "requestforge.extras")
-    assert not is_user_code(a_user_function.__code__, "requestforge_testing")
-    assert is_user_code(a_user_function.__code__, "requestforge_tools")
-    assert is_user_code(HttpClient.get.__code__, "requestforge._client", ("requestforge",))
-    assert is_user_code(requests.get.__code__, "requests.api", ("requests",))
-
-
-def test_call_site_names_the_first_user_frame_past_the_standard_library() -> None:
-    """From inside a callback run by the json module, the site is this file's line that
-    called json.loads, relative to the working directory."""
-    seen: list[str | None] = []
-
-    def hook(obj: dict[str, object]) -> dict[str, object]:
-        seen.append(call_site(sys._getframe(1)))  # frame 1: json's decoder
-        return obj
-
-    json.loads("{}", object_hook=hook)  # <- json callback
-    function = "test_call_site_names_the_first_user_frame_past_the_standard_library"
-    relative = os.path.relpath(HERE)
-    assert seen == [f"{relative}:{line_of('json callback')} in {function}"]
-    direct = call_site(sys._getframe())  # <- direct call site
-    assert direct == f"{relative}:{line_of('direct call site')} in {function}"
-    assert call_site(None) is None
-
-
-def test_a_site_outside_the_working_directory_is_absolute(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Run from elsewhere, the site keeps the file's full path."""
-    monkeypatch.chdir(tmp_path)
-    site = call_site(sys._getframe())  # <- absolute site
-    assert site is not None
-    path, line = re.fullmatch(r"(.+):(\d+) in \w+", site).groups()  # type: ignore[union-attr]
-    assert os.path.isabs(path)
-    assert Path(path).resolve() == HERE
-    assert int(line) == line_of("absolute site")
