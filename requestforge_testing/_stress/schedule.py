@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +29,7 @@ from requestforge._clock import get_default_clock
 from requestforge_testing._stress import registry
 from requestforge_testing._stress.report import SessionSource, StressOutcome
 from requestforge_testing._stress.trace import Preemption
-from requestforge_testing._stress.waits import Wait, classify
+from requestforge_testing._stress.waits import Wait, classify, current_frames
 
 __all__ = ["Round", "StressTimeoutError"]
 
@@ -205,7 +204,7 @@ class Round(Generic[T]):
         # judged by the frames of the wait it has just left (a lock it has just taken again).
         if any(w.state is _State.RUNNING and w.waking for w in self.workers):
             return False
-        frames = sys._current_frames()
+        frames = current_frames()
         try:
             for worker in self.workers:
                 state = worker.state

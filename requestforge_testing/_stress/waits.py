@@ -17,13 +17,15 @@ how long the thread has been still.
 from __future__ import annotations
 
 import enum
+import gc
+import sys
 import threading
 from types import FrameType
 from typing import Final
 
 from requestforge_testing._stress.bytecode import MISSING, sites
 
-__all__ = ["Wait", "classify"]
+__all__ = ["Wait", "classify", "current_frames"]
 
 _LOCK: Final = type(threading.Lock())
 _RLOCK: Final = type(threading.RLock())
@@ -94,3 +96,22 @@ def _lock_state(lock: object, ident: int) -> Wait | None:
         owner = text.partition("owner=")[2].split(" ", 1)[0]
         return Wait.WAKING if owner == str(ident) else Wait.BLOCKED
     return None
+
+
+def current_frames() -> dict[int, FrameType]:
+    """``sys._current_frames()``, without the deadlock it can cause before Python 3.12.
+
+    There it holds the runtime's thread-list lock while it allocates; a garbage collection
+    started by that allocation can free a ``threading.local`` whose cleanup takes the same
+    lock, and the thread waits for itself forever (CPython gh-106883, not fixed in 3.11).
+    The scheduler asks every millisecond, so a long CI run met it (one round in ~16,000).
+    """
+    if sys.version_info >= (3, 12):
+        return sys._current_frames()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        if enabled:
+            gc.enable()

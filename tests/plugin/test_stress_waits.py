@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dis
+import gc
 import queue
 import socket
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from requestforge_testing._stress.waits import Wait, classify
+from requestforge_testing._stress.waits import Wait, classify, current_frames
 
 # -- waits.classify: what a still thread waits for ----------------------------------------------
 
@@ -210,3 +211,19 @@ def test_a_thread_reading_a_socket_waits_for_io_and_a_raw_c_call_is_unknown() ->
         reader.close()
         left.close()
         right.close()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_current_frames_leaves_the_collector_as_it_found_it(enabled: bool) -> None:
+    """current_frames() gives every thread's frame, and the garbage collector is enabled
+    (or disabled) afterwards exactly as before, whatever it does around the call."""
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        frames = current_frames()
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    caller = frames[threading.get_ident()].f_back  # the innermost frame is current_frames
+    assert caller is not None
+    assert caller.f_code is test_current_frames_leaves_the_collector_as_it_found_it.__code__
