@@ -53,6 +53,7 @@ from requestforge_testing._cassette_errors import (
 from requestforge_testing._cassette_match import RequestView, compare
 from requestforge_testing._cassette_rules import MATCH_ON, CassetteRules
 from requestforge_testing._clock import FakeClock
+from requestforge_testing._env import testing_extra_hint
 from requestforge_testing._scrubbing import SecretScrubber, body_values, url_values
 
 __all__ = ["MATCH_ON", "METADATA_KEY", "RECORD_MODES", "ForgeCassette"]
@@ -216,10 +217,7 @@ class ForgeCassette:
             import vcr.cassette  # noqa: PLC0415 - vcrpy patches HTTP libraries: only when used
             from vcr.serializers import yamlserializer  # noqa: PLC0415
         except ImportError as exc:
-            raise ModuleNotFoundError(
-                f"ForgeCassette records with vcrpy, which is not installed: {exc}. "
-                "Install it with: pip install 'vcrpy>=8.5'"
-            ) from exc
+            raise ModuleNotFoundError(testing_extra_hint(("vcrpy",))) from exc
 
         self._owner = threading.current_thread()
         self._persister = _Persister(self)

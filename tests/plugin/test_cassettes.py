@@ -602,7 +602,9 @@ def test_missing_vcrpy_says_what_to_install(
 ) -> None:
     """Without vcrpy, opening a cassette says which package to install."""
     monkeypatch.setitem(sys.modules, "vcr.cassette", None)
-    with pytest.raises(ModuleNotFoundError, match=r"pip install 'vcrpy>=8.5'"):
+    with pytest.raises(
+        ModuleNotFoundError, match=r"vcrpy not installed\): pip install 'requestforge\[testing\]'"
+    ):
         ForgeCassette(tmp_path / "c.yaml").open()
 
 
