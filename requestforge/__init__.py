@@ -51,7 +51,13 @@ from requestforge._hooks import (
     RequestHookInterface,
     ResponseHookInterface,
 )
-from requestforge._models import HttpMethod, HttpRequest, HttpResponse, RequestContext
+from requestforge._models import (
+    ExtensionMethod,
+    HttpMethod,
+    HttpRequest,
+    HttpResponse,
+    RequestContext,
+)
 from requestforge._oauth2 import ClientCredentialsTokenProvider, PasswordGrantTokenProvider
 from requestforge._pipeline import (
     FetchContext,
@@ -112,6 +118,7 @@ __all__ = [
     "DjangoCacheTokenStorage",
     "ErrorHookInterface",
     "ExponentialBackoffRetryStrategy",
+    "ExtensionMethod",
     "FetchContext",
     "HeaderTokenFetcher",
     "HttpClient",

@@ -31,18 +31,19 @@ from requestforge._config import HttpClientConfig
 from requestforge._exceptions import (
     ClientClosedError,
     HttpStatusError,
-    InvalidRequestError,
     InvalidURLError,
     MaxRetryException,
     RequestForgeError,
     TransportError,
 )
 from requestforge._models import (
+    ExtensionMethod,
     HttpMethod,
     HttpRequest,
     HttpResponse,
     RequestContext,
     merge_headers,
+    parse_method,
 )
 from requestforge._redact import redact_url
 from requestforge._transport import CachedEnvironmentSession, send_once
@@ -161,20 +162,24 @@ class HttpClient:
 
     def request(
         self,
-        method: HttpMethod | str,
+        method: HttpMethod | ExtensionMethod | str,
         url: str,
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         json: Any = None,
         data: Any = None,
-        timeout: float | None = None,
+        timeout: float | tuple[float, float] | None = None,
     ) -> HttpResponse:
-        """Send a request; relative ``url`` is joined onto the configured base URL."""
-        try:
-            verb = method if isinstance(method, HttpMethod) else HttpMethod(method.upper())
-        except (ValueError, AttributeError):
-            raise InvalidRequestError(f"unknown HTTP method {method!r}") from None
+        """Send a request; relative ``url`` is joined onto the configured base URL.
+
+        ``method`` is any RFC 9110 token in any case (``"get"``, ``"PROPFIND"``), sent
+        upper-cased as requests does. ``timeout`` is seconds for connect and read, or a
+        ``(connect, read)`` tuple, each finite and > 0; ``None`` means the config's
+        ``default_timeout``. A bad method or timeout raises
+        :class:`~requestforge.InvalidRequestError`.
+        """
+        verb = parse_method(method)
         if self._closed:
             raise ClientClosedError("this HttpClient has been closed")
         # Resolved here, so send() finds an absolute URL and need not copy the request.

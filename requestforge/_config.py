@@ -8,7 +8,6 @@ was made. The builder only records what it is told and constructs everything in
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -34,6 +33,7 @@ from requestforge._retry import (
     NoRetryStrategy,
     RetryStrategyInterface,
 )
+from requestforge._validate import valid_timeout
 
 __all__ = ["HttpClientConfig", "HttpClientConfigBuilder"]
 
@@ -46,8 +46,9 @@ class HttpClientConfig:
 
     #: Relative request URLs are joined onto this; ``None`` means only absolute URLs work.
     base_url: str | None = None
-    #: Seconds before a connect or read gives up; always finite so no request hangs forever.
-    default_timeout: float = 30.0
+    #: Seconds before a connect or read gives up, or a ``(connect, read)`` tuple; always
+    #: finite and > 0, so no request hangs forever.
+    default_timeout: float | tuple[float, float] = 30.0
     default_headers: Mapping[str, str] = field(default_factory=dict)
     #: ``True``, ``False``, or the path of a CA bundle.
     verify_ssl: bool | str = True
@@ -64,7 +65,7 @@ class HttpClientConfig:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "base_url", _valid_base_url(self.base_url))
-        set_(self, "default_timeout", _valid_timeout(self.default_timeout))
+        set_(self, "default_timeout", valid_timeout("timeout", self.default_timeout))
         set_(self, "default_headers", _valid_headers(self.default_headers))
         if not isinstance(self.verify_ssl, bool | str):
             raise ConfigurationError(
@@ -105,14 +106,6 @@ def _valid_base_url(url: object) -> str | None:
     if parts.query or parts.fragment:
         raise ConfigurationError(f"base_url must not carry a query or fragment, got {url!r}")
     return url.strip().rstrip("/")
-
-
-def _valid_timeout(timeout: object) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-        raise ConfigurationError(f"timeout must be a number of seconds, got {timeout!r}")
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ConfigurationError(f"timeout must be positive and finite, got {timeout!r}")
-    return float(timeout)
 
 
 def _valid_headers(headers: object) -> Mapping[str, str]:
@@ -165,8 +158,12 @@ class HttpClientConfigBuilder:
         """Join relative request URLs onto ``base_url``."""
         return self._set(base_url=base_url)
 
-    def with_timeout(self, seconds: float) -> HttpClientConfigBuilder:
-        """Default connect and read timeout, in seconds."""
+    def with_timeout(self, seconds: float | tuple[float, float]) -> HttpClientConfigBuilder:
+        """Default timeout: seconds for connect and read, or a ``(connect, read)`` tuple.
+
+        Each must be finite and > 0; anything else makes :meth:`build` raise
+        ``ConfigurationError``. A request's own ``timeout=`` replaces it.
+        """
         return self._set(default_timeout=seconds)
 
     def with_header(self, name: str, value: str) -> HttpClientConfigBuilder:

@@ -32,7 +32,7 @@ from requestforge._exceptions import (
     TransportError,
 )
 from requestforge._hooks import _valid_header_name
-from requestforge._models import HttpMethod, HttpResponse, merge_headers
+from requestforge._models import HttpResponse, merge_headers, parse_method
 from requestforge._pipeline import FetchContext, TokenFetcherInterface
 from requestforge._redact import redact_url
 from requestforge._tokens import TokenData, _parse_expires_in
@@ -80,10 +80,7 @@ class _HttpTokenFetcher(TokenFetcherInterface):
                 f"url of step {name!r} is relative ({redact_url(url)}) but there is no "
                 f"client with a base_url to resolve it against"
             )
-        try:
-            self._method = HttpMethod(method.upper())
-        except (ValueError, AttributeError):
-            raise ConfigurationError(f"unknown HTTP method {method!r}") from None
+        self._method = parse_method(method, error=ConfigurationError)
         if headers is not None and not (callable(headers) or isinstance(headers, Mapping)):
             raise ConfigurationError(
                 f"headers must be a mapping or a callable, got {type(headers).__name__}"

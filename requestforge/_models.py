@@ -3,28 +3,43 @@
 ``HttpRequest`` and ``HttpResponse`` are frozen (headers are read-only mappings), so they
 can be shared between threads and hooks return new instances instead of mutating.
 ``RequestContext`` is the one mutable object, and it belongs to a single request.
+
+A method is an :class:`HttpMethod` (the standard ones) or an :class:`ExtensionMethod` (any
+other RFC 9110 token, such as ``PROPFIND``); both have ``value`` and ``is_idempotent``.
 """
 
 from __future__ import annotations
 
+import codecs
 import json as jsonlib
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from enum import Enum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import parse_qsl, urlencode
 
-from requestforge._exceptions import HttpStatusError, ResponseDecodeError
+import requests
+from requests.cookies import RequestsCookieJar
+from requests.utils import parse_header_links
+
+from requestforge._exceptions import (
+    HttpStatusError,
+    InvalidRequestError,
+    RequestForgeError,
+    ResponseDecodeError,
+)
 from requestforge._redact import (
     redact_headers,
     redact_json,
     redact_pairs,
     redact_url,
 )
+from requestforge._validate import count, valid_method, valid_timeout
 
-__all__ = ["HttpMethod", "HttpRequest", "HttpResponse", "RequestContext"]
+__all__ = ["ExtensionMethod", "HttpMethod", "HttpRequest", "HttpResponse", "RequestContext"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -74,6 +89,61 @@ _IDEMPOTENT = frozenset(
 )
 
 
+#: The standard methods by name, for the fast path of :func:`parse_method`.
+_STANDARD: dict[str, HttpMethod] = {m.value: m for m in HttpMethod}
+
+
+class ExtensionMethod(str):
+    """A method outside :class:`HttpMethod`, such as WebDAV's ``PROPFIND``: any RFC 9110 token.
+
+    It equals and prints as its name and has what the library reads from an
+    :class:`HttpMethod` (``value``, ``name``, ``is_idempotent``). The name is upper-cased,
+    as requests sends every method. A standard name is refused (use the
+    :class:`HttpMethod` member), so each method has one spelling. Never idempotent: a
+    request with an extension method is retried only when its connection never opened.
+    Raises :class:`~requestforge.InvalidRequestError` for anything that is not a token.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, name: str) -> ExtensionMethod:
+        token = valid_method("method", name, error=InvalidRequestError)
+        if token in _STANDARD:
+            raise InvalidRequestError(f"{token} is a standard method: use HttpMethod.{token}")
+        return super().__new__(cls, token)
+
+    @property
+    def value(self) -> str:
+        """The method's name, as sent."""
+        return str(self)
+
+    @property
+    def name(self) -> str:
+        """The method's name, as sent (the same as ``value``, as for :class:`HttpMethod`)."""
+        return str(self)
+
+    @property
+    def is_idempotent(self) -> bool:
+        """Always False: the library cannot know what an extension method does."""
+        return False
+
+    def __repr__(self) -> str:
+        return f"ExtensionMethod({str(self)!r})"
+
+
+def parse_method(
+    value: object, *, error: type[RequestForgeError] = InvalidRequestError
+) -> HttpMethod | ExtensionMethod:
+    """The :class:`HttpMethod` or :class:`ExtensionMethod` named by ``value`` (any case)."""
+    if isinstance(value, HttpMethod | ExtensionMethod):
+        return value
+    standard = _STANDARD.get(value) if isinstance(value, str) else None
+    if standard is not None:
+        return standard
+    token = valid_method("method", value, error=error)
+    return _STANDARD.get(token) or ExtensionMethod(token)
+
+
 def merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
     """Merge header mappings; a name in ``extra`` replaces any spelling of it in ``base``."""
     if not extra:
@@ -94,21 +164,30 @@ def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class HttpRequest:
-    """One HTTP request, immutable. ``url`` is absolute once the client has resolved it."""
+    """One HTTP request, immutable. ``url`` is absolute once the client has resolved it.
 
-    method: HttpMethod
+    ``method`` may be given as a string in any case; it becomes an :class:`HttpMethod` or,
+    for any other RFC 9110 token, an :class:`ExtensionMethod`. ``timeout`` is seconds for
+    connect and read, or a ``(connect, read)`` tuple, each finite and > 0; ``None`` means
+    the client's default. Anything else raises :class:`~requestforge.InvalidRequestError`.
+    """
+
+    method: HttpMethod | ExtensionMethod
     url: str
     headers: Mapping[str, str] = field(default_factory=_empty)
     params: Mapping[str, Any] = field(default_factory=_empty)
     json_data: Any = None
     data: Any = None
-    timeout: float | None = None
+    timeout: float | tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        set_ = object.__setattr__
         if not isinstance(self.method, HttpMethod):
-            object.__setattr__(self, "method", HttpMethod(str(self.method).upper()))
-        object.__setattr__(self, "headers", _freeze(self.headers))
-        object.__setattr__(self, "params", _freeze(self.params))
+            set_(self, "method", parse_method(self.method))
+        set_(self, "headers", _freeze(self.headers))
+        set_(self, "params", _freeze(self.params))
+        if self.timeout is not None:
+            set_(self, "timeout", valid_timeout("timeout", self.timeout, error=InvalidRequestError))
 
     def with_headers(self, headers: Mapping[str, str]) -> HttpRequest:
         """Return a copy with ``headers`` added (replacing same-named headers, any case)."""
@@ -199,7 +278,15 @@ def _redacted_body(data: Any) -> str:  # noqa: PLR0911 - one return per body kin
 
 @dataclass(frozen=True, slots=True, repr=False)
 class HttpResponse:
-    """One HTTP response, immutable, with the body already read."""
+    """One HTTP response, immutable, with the body already read.
+
+    It offers what code written for ``requests.Response`` reads (``ok``, ``reason``,
+    ``elapsed``, ``encoding``, ``links``, ``cookies``, ``history``, ``iter_content()``,
+    ``iter_lines()``), and ``raw_response`` for anything else. ``history`` holds the
+    redirects followed, oldest first. ``raw_response`` is the ``requests.Response`` this
+    was built from, or ``None`` for a response built by hand (or by a hook that made a new
+    one instead of using :func:`dataclasses.replace`); it is not part of equality or repr.
+    """
 
     status_code: int
     headers: Mapping[str, str]
@@ -209,6 +296,124 @@ class HttpResponse:
     request: HttpRequest | None = None
     reason: str = ""
     encoding: str | None = None
+    history: tuple[HttpResponse, ...] = ()
+    raw_response: requests.Response | None = field(default=None, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the status is below 400, as in requests: ``raise_for_status()`` passes."""
+        return self.status_code < 400
+
+    @property
+    def elapsed(self) -> timedelta:
+        """``elapsed_ms`` as a ``timedelta``: from sending the request to the body's last byte."""
+        return timedelta(milliseconds=self.elapsed_ms)
+
+    @property
+    def links(self) -> dict[str, dict[str, str]]:
+        """The ``Link`` header parsed as requests does, keyed by ``rel`` (or else by URL)."""
+        header = header_value(self.headers, "link")
+        resolved: dict[str, dict[str, str]] = {}
+        if header:
+            for link in parse_header_links(header):
+                key = link.get("rel") or link.get("url")
+                if key is not None:
+                    resolved[key] = link
+        return resolved
+
+    @property
+    def cookies(self) -> RequestsCookieJar:
+        """The cookies this response set, as requests' ``response.cookies`` has them.
+
+        A new jar on every access, holding copies: changing it changes neither this
+        response nor any session. Empty when there is no ``raw_response``.
+        """
+        jar = RequestsCookieJar()
+        if self.raw_response is not None:
+            jar.update(self.raw_response.cookies)
+        return jar
+
+    @overload
+    def iter_content(
+        self, chunk_size: int | None = 1, decode_unicode: Literal[False] = False
+    ) -> Iterator[bytes]: ...
+    @overload
+    def iter_content(
+        self, chunk_size: int | None, decode_unicode: Literal[True]
+    ) -> Iterator[str]: ...
+    @overload
+    def iter_content(
+        self, chunk_size: int | None = 1, *, decode_unicode: Literal[True]
+    ) -> Iterator[str]: ...
+    @overload
+    def iter_content(
+        self, chunk_size: int | None = 1, decode_unicode: bool = False
+    ) -> Iterator[bytes] | Iterator[str]: ...
+    def iter_content(
+        self, chunk_size: int | None = 1, decode_unicode: bool = False
+    ) -> Iterator[bytes] | Iterator[str]:
+        """The body in pieces of ``chunk_size`` bytes (``None``: all at once), as requests
+        iterates a body it has read.
+
+        With ``decode_unicode`` the pieces are decoded incrementally with the charset
+        ``text`` uses, so they join to ``text``; unlike requests, that is UTF-8 when the
+        server declared no charset (requests then hands back bytes).
+        """
+        chunks = _slices(self.content, _chunk_size(chunk_size))
+        return _decode(chunks, self.encoding) if decode_unicode else chunks
+
+    @overload
+    def iter_lines(
+        self,
+        chunk_size: int | None = 512,
+        decode_unicode: Literal[False] = False,
+        delimiter: bytes | None = None,
+    ) -> Iterator[bytes]: ...
+    @overload
+    def iter_lines(
+        self,
+        chunk_size: int | None = 512,
+        *,
+        decode_unicode: Literal[True],
+        delimiter: str | None = None,
+    ) -> Iterator[str]: ...
+    def iter_lines(
+        self,
+        chunk_size: int | None = 512,
+        decode_unicode: bool = False,
+        delimiter: bytes | str | None = None,
+    ) -> Iterator[bytes] | Iterator[str]:
+        """The body's lines, without their line breaks, split as ``splitlines()`` does
+        (or on ``delimiter``); with ``decode_unicode``, as ``str`` (see :meth:`iter_content`).
+
+        The body is already read, so ``chunk_size`` (checked, for requests' signature)
+        does not change the result. The lines are those requests yields for a body that
+        fits one chunk, whatever the body's length: requests splits each chunk on its own
+        and can yield an extra empty line where a ``\\r\\n`` or a delimiter straddles two
+        chunks; this never does.
+        """
+        _chunk_size(chunk_size)
+        kind = str if decode_unicode else bytes
+        if delimiter is not None and not isinstance(delimiter, kind):
+            raise InvalidRequestError(
+                f"delimiter must be {kind.__name__} when decode_unicode is {bool(decode_unicode)},"
+                f" got {type(delimiter).__name__}"
+            )
+        if not self.content:
+            return iter(())
+        if decode_unicode:
+            text = self.text
+            return iter(
+                text.split(delimiter)
+                if isinstance(delimiter, str) and delimiter
+                else text.splitlines()
+            )
+        content = self.content
+        return iter(
+            content.split(delimiter)
+            if isinstance(delimiter, bytes) and delimiter
+            else content.splitlines()
+        )
 
     @property
     def text(self) -> str:
@@ -267,6 +472,43 @@ class HttpResponse:
     def __repr__(self) -> str:
         method = self.request.method.value if self.request else "?"
         return f"<HttpResponse [{self.status_code}] {method} {redact_url(self.url)}>"
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """Look a header up ignoring case, whatever kind of mapping holds it."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+
+
+def _chunk_size(value: int | None) -> int | None:
+    """``None`` (the whole body at once) or a positive integer."""
+    if value is None:
+        return None
+    return count("chunk_size", value, minimum=1, error=InvalidRequestError)
+
+
+def _slices(content: bytes, size: int | None) -> Iterator[bytes]:
+    step = size or len(content) or 1
+    for start in range(0, len(content), step):
+        yield content[start : start + step]
+
+
+def _decode(chunks: Iterable[bytes], encoding: str | None) -> Iterator[str]:
+    """Decode ``chunks`` as ``HttpResponse.text`` decodes the whole body (errors replaced)."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding or "utf-8")(errors="replace")
+    except LookupError:  # a charset Python does not know: UTF-8, as text does
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for chunk in chunks:
+        text = decoder.decode(chunk)
+        if text:
+            yield text
+    text = decoder.decode(b"", final=True)
+    if text:
+        yield text
 
 
 @dataclass(slots=True)

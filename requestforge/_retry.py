@@ -15,7 +15,7 @@ import random
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from enum import Enum
@@ -30,7 +30,7 @@ from requestforge._exceptions import (
     ReadError,
     RequestTimeoutError,
 )
-from requestforge._models import HttpMethod, HttpResponse, RequestContext
+from requestforge._models import HttpMethod, HttpResponse, RequestContext, header_value
 from requestforge._validate import count, flag, number
 
 __all__ = [
@@ -194,7 +194,7 @@ class BaseRetryStrategy(RetryStrategyInterface):
             and response is not None
             and response.status_code in RETRY_AFTER_STATUSES
         ):
-            value = _header(response.headers, "Retry-After")
+            value = header_value(response.headers, "Retry-After")
             if value is not None:
                 wait = parse_retry_after(value, (self.clock or get_default_clock()).now())
                 if wait is not None:
@@ -477,7 +477,10 @@ def _methods(methods: Iterable[HttpMethod | str]) -> frozenset[HttpMethod]:
         try:
             checked.add(HttpMethod(method.upper()))
         except (AttributeError, ValueError):
-            raise ConfigurationError(f"unknown method in allowed_methods: {method!r}") from None
+            raise ConfigurationError(
+                f"allowed_methods takes standard methods only (an extension method is "
+                f"retried only when its connection never opened), got {method!r}"
+            ) from None
     return frozenset(checked)
 
 
@@ -489,12 +492,3 @@ def _statuses(statuses: Iterable[int]) -> frozenset[int]:
         if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
             raise ConfigurationError(f"retry_statuses must be 100-599, got {status!r}")
     return frozenset(checked)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """Look a header up ignoring case, whatever kind of mapping holds it."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lowered = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == lowered), None)

@@ -180,8 +180,13 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
     cache[key] = value
 
 
-def send_once(session: requests.Session, request: HttpRequest, timeout: float) -> HttpResponse:
-    """Send ``request`` once and read the whole body; raise only requestforge errors."""
+def send_once(
+    session: requests.Session, request: HttpRequest, timeout: float | tuple[float, float]
+) -> HttpResponse:
+    """Send ``request`` once and read the whole body; raise only requestforge errors.
+
+    ``timeout`` is the client's default, used when the request has none of its own.
+    """
     clock = get_default_clock()
     started = clock.monotonic()
     try:
@@ -192,9 +197,10 @@ def send_once(session: requests.Session, request: HttpRequest, timeout: float) -
             data=request.data,
             json=request.json_data,
             headers=request.headers,
-            timeout=request.timeout or timeout,
+            timeout=request.timeout if request.timeout is not None else timeout,
         )
         content = response.content
+        history = _history(response.history, request) if response.history else ()
     except requests.RequestException as exc:
         raise translate_error(exc, request) from exc
     return HttpResponse(
@@ -206,7 +212,32 @@ def send_once(session: requests.Session, request: HttpRequest, timeout: float) -
         request=request,
         reason=response.reason or "",
         encoding=response.encoding,
+        history=history,
+        raw_response=response,
     )
+
+
+def _history(hops: list[requests.Response], request: HttpRequest) -> tuple[HttpResponse, ...]:
+    """The redirects requests followed, oldest first; each has the hops before it as its own
+    ``history``, as in requests. ``request`` is the request the caller sent (each hop's own
+    is ``raw_response.request``); ``elapsed_ms`` is requests' figure for the hop."""
+    built: list[HttpResponse] = []
+    for hop in hops:
+        built.append(
+            HttpResponse(
+                status_code=hop.status_code,
+                headers=MappingProxyType(hop.headers),
+                content=hop.content,  # requests read it before following the redirect
+                url=hop.url,
+                elapsed_ms=hop.elapsed.total_seconds() * 1000.0,
+                request=request,
+                reason=hop.reason or "",
+                encoding=hop.encoding,
+                history=tuple(built),
+                raw_response=hop,
+            )
+        )
+    return tuple(built)
 
 
 def translate_error(exc: requests.RequestException, request: HttpRequest) -> RequestForgeError:

@@ -540,6 +540,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (``TRACE``, ``PROPFIND``, ...) is served and recorded the same way:
+        ``BaseHTTPRequestHandler`` looks up ``do_<METHOD>``."""
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
     def _read_body(self) -> bytes | None:
         encoding = self.headers.get("Transfer-Encoding")
         if encoding is not None and "chunked" in encoding.lower():

@@ -20,6 +20,7 @@ from requestforge import (
     ConnectError,
     ConnectTimeoutError,
     ErrorHookInterface,
+    ExtensionMethod,
     HttpClient,
     HttpClientConfig,
     HttpClientConfigBuilder,
@@ -110,10 +111,71 @@ def test_relative_url_without_base_url_is_rejected() -> None:
         client.get("/users")
 
 
-def test_unknown_method_is_rejected() -> None:
-    """An unknown HTTP method raises InvalidRequestError."""
-    with client_with() as client, pytest.raises(InvalidRequestError, match="BREW"):
-        client.request("BREW", "/pot")
+@pytest.mark.parametrize("method", ["BR EW", "GET\r\nX: 1", "", "PRÖPFIND", 7, None])
+def test_non_token_method_is_rejected_before_sending(
+    forge_responses: responses.RequestsMock, method: Any
+) -> None:
+    """A method that is not an RFC 9110 token raises InvalidRequestError and sends nothing."""
+    with client_with() as client, pytest.raises(InvalidRequestError, match="RFC 9110 token"):
+        client.request(method, "/pot")
+    assert len(forge_responses.calls) == 0
+
+
+def test_extension_method_is_sent_upper_cased(forge_responses: responses.RequestsMock) -> None:
+    """Any token is a method: "propfind" goes out as PROPFIND, with its body."""
+    forge_responses.add("PROPFIND", f"{BASE}/dav", status=207, body="<multistatus/>")
+    with client_with() as client:
+        response = client.request("propfind", "/dav", data="<propfind/>", headers={"Depth": "1"})
+    assert response.status_code == 207
+    assert response.request is not None
+    assert response.request.method == ExtensionMethod("PROPFIND")
+    (call,) = forge_responses.calls
+    assert (call.request.method, call.request.body) == ("PROPFIND", "<propfind/>")
+
+
+def test_extension_method_is_retried_only_when_never_sent(
+    forge_responses: responses.RequestsMock, forge_clock: FakeClock
+) -> None:
+    """An extension method is not idempotent: a read error is final, a refused connect retries."""
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    forge_responses.add("REPORT", f"{BASE}/r", body=requests.ConnectionError("reset"))
+    with client_with(retrying()) as client, pytest.raises(ReadError):
+        client.request("REPORT", "/r")
+    assert len(forge_responses.calls) == 1
+    refused = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    forge_responses.replace(
+        "REPORT",
+        f"{BASE}/r",
+        body=requests.ConnectionError(MaxRetryError(None, "/r", refused)),  # type: ignore[arg-type]
+    )
+    forge_responses.add("REPORT", f"{BASE}/r", status=200)
+    with client_with(retrying()) as client:
+        assert client.request("REPORT", "/r").status_code == 200
+    assert len(forge_responses.calls) == 3
+
+
+def test_request_and_default_timeouts_reach_the_session(
+    forge_responses: responses.RequestsMock,
+) -> None:
+    """A (connect, read) default applies unless the request gives its own float or pair."""
+    forge_responses.get(f"{BASE}/t")
+    with client_with(HttpClientConfigBuilder().with_timeout((2, 9))) as client:
+        client.get("/t")
+        client.get("/t", timeout=4)
+        client.get("/t", timeout=(0.5, 60))
+    sent = [c.request.req_kwargs["timeout"] for c in forge_responses.calls]  # type: ignore[attr-defined]
+    assert sent == [(2.0, 9.0), 4.0, (0.5, 60.0)]
+
+
+@pytest.mark.parametrize("timeout", [0, 0.0, -3, float("nan"), float("inf"), True, "5", (1, 0)])
+def test_bad_request_timeout_is_rejected_before_sending(
+    forge_responses: responses.RequestsMock, timeout: Any
+) -> None:
+    """A zero, negative, NaN, infinite, bool or str timeout raises; 0 no longer means 30 s."""
+    with client_with() as client, pytest.raises(InvalidRequestError, match="timeout"):
+        client.get("/t", timeout=timeout)
+    assert len(forge_responses.calls) == 0
 
 
 def test_default_headers_merge_with_request_headers(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ def test_defaults_are_safe() -> None:
     """A default config has a finite timeout, verifies TLS and does not retry."""
     config = HttpClientConfigBuilder().build()
     assert config.base_url is None
+    assert isinstance(config.default_timeout, float)
     assert 0 < config.default_timeout < float("inf")
     assert config.verify_ssl is True
     assert isinstance(config.retry_strategy, NoRetryStrategy)
@@ -85,6 +87,46 @@ def test_builder_is_immutable_and_branches() -> None:
     two = base.with_timeout(2).build()
     assert (one.default_timeout, two.default_timeout) == (1.0, 2.0)
     assert base.build().default_timeout == HttpClientConfig().default_timeout
+
+
+@pytest.mark.parametrize(
+    ("timeout", "kept"), [(7, 7.0), ((3, 20), (3.0, 20.0)), ((0.5, 1.5), (0.5, 1.5))]
+)
+def test_timeout_is_seconds_or_a_connect_read_pair(timeout: Any, kept: Any) -> None:
+    """with_timeout takes a number or a (connect, read) tuple and keeps floats."""
+    assert HttpClientConfigBuilder().with_timeout(timeout).build().default_timeout == kept
+    assert HttpClientConfig(default_timeout=timeout).default_timeout == kept
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [
+        0,
+        -2,
+        math.nan,
+        math.inf,
+        -math.inf,
+        True,
+        False,
+        "30",
+        None,
+        (1,),
+        (1, 2, 3),
+        (0, 5),
+        (5, math.nan),
+        (None, 5),
+        (5, None),
+        (True, 5),
+        [1, 2],
+    ],
+)
+def test_bad_timeout_is_a_configuration_error(timeout: Any) -> None:
+    """A timeout that is not finite, > 0 and a number (or a pair of them) fails build()."""
+    builder = HttpClientConfigBuilder().with_timeout(timeout)
+    with pytest.raises(ConfigurationError, match="timeout"):
+        builder.build()
+    with pytest.raises(ConfigurationError, match="timeout"):
+        HttpClientConfig(default_timeout=timeout)
 
 
 def test_single_auth_hook_is_used_as_is() -> None:

@@ -49,7 +49,7 @@ def context(**tokens: str) -> FetchContext:
     [
         ({"url": ""}, "url of step 'x' must be a non-empty string"),
         ({"url": "/token", "client": None}, "relative .* no client with a base_url"),
-        ({"method": "FETCH"}, "unknown HTTP method 'FETCH'"),
+        ({"method": "GET /x"}, "method must be an RFC 9110 token .* got 'GET /x'"),
         ({"headers": ["X-A"]}, "headers must be a mapping or a callable"),
         ({"json": {"a": 1}, "data": {"b": 2}}, "give json or data, not both"),
         ({"auth_from": "other"}, "auth_from of step 'x' must be one of its depends_on"),

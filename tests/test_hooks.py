@@ -161,6 +161,19 @@ def test_request_hook_does_no_work_when_disabled(
     assert caplog.records == []
 
 
+def test_logging_hooks_print_an_extension_method(caplog: pytest.LogCaptureFixture) -> None:
+    """The request, response and error hooks log an extension method by its name."""
+    caplog.set_level(logging.DEBUG, logger="requestforge")
+    request = HttpRequest("propfind", "https://dav.example/files/")  # type: ignore[arg-type]
+    context = RequestContext(request=request)
+    LoggingRequestHook().before_request(request, context)
+    LoggingResponseHook().after_response(_response(request, 207), context)
+    LoggingErrorHook().on_error(ReadTimeoutError("slow", request=request), context)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3
+    assert all("PROPFIND https://dav.example/files/" in m for m in messages), messages
+
+
 def test_custom_logger_is_used(caplog: pytest.LogCaptureFixture) -> None:
     """logger= sends the messages to the caller's logger."""
     logger = logging.getLogger("myapp.http")

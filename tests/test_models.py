@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
+import pickle
 import shlex
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import requests
 
 from requestforge import (
+    ExtensionMethod,
     HttpMethod,
     HttpRequest,
     HttpResponse,
     HttpStatusError,
+    InvalidRequestError,
     RequestContext,
     ResponseDecodeError,
 )
@@ -83,7 +89,121 @@ def test_unknown_method_is_rejected() -> None:
         HttpMethod("FETCH")
 
 
+# -- ExtensionMethod ----------------------------------------------------------------------
+
+#: Not RFC 9110 tokens: empty, separators, whitespace, line breaks, non-ASCII, not a str.
+NON_TOKENS: list[object] = [
+    "",
+    "GET /x",
+    "PROP FIND",
+    "GET\r\nX-Injected: 1",
+    "GET\n",
+    "PROPFIND\t",
+    "(GET)",
+    "G:ET",
+    "PRÖPFIND",
+    "\u00df",  # "ß".upper() is "SS": checked before upper-casing
+    b"GET",
+    42,
+    None,
+]
+
+
+@pytest.mark.parametrize("name", ["PROPFIND", "propfind", "PropFind"])
+def test_extension_method_from_any_case(name: str) -> None:
+    """A non-standard token becomes an upper-cased ExtensionMethod, as requests sends it."""
+    request = HttpRequest(name, "https://a.example")  # type: ignore[arg-type]
+    assert isinstance(request.method, ExtensionMethod)
+    assert request.method == "PROPFIND"
+    assert (request.method.value, request.method.name, str(request.method)) == ("PROPFIND",) * 3
+    assert repr(request.method) == "ExtensionMethod('PROPFIND')"
+
+
+@pytest.mark.parametrize("name", ["M-SEARCH", "X.Y_Z~1", "!#$%&'*+-.^_`|~"])
+def test_every_tchar_is_accepted_in_a_method(name: str) -> None:
+    """Any string of RFC 9110 tchars is a method."""
+    assert ExtensionMethod(name) == name.upper()
+
+
+def test_extension_method_is_never_idempotent_and_pickles() -> None:
+    """An extension method is not idempotent, and survives pickling as itself."""
+    method = ExtensionMethod("mkcol")
+    assert method.is_idempotent is False
+    restored = pickle.loads(pickle.dumps(method))  # noqa: S301 - our own bytes
+    assert type(restored) is ExtensionMethod
+    assert restored == "MKCOL"
+
+
+def test_standard_names_stay_http_methods() -> None:
+    """A standard name is always the HttpMethod member, never an ExtensionMethod."""
+    assert HttpRequest("trace", "https://a.example").method is HttpMethod.TRACE  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match=r"use HttpMethod\.GET"):
+        ExtensionMethod("get")
+
+
+@pytest.mark.parametrize("name", NON_TOKENS)
+def test_non_token_methods_are_invalid_requests(name: object) -> None:
+    """A method that is not an RFC 9110 token raises InvalidRequestError naming the rule."""
+    with pytest.raises(InvalidRequestError, match="RFC 9110 token"):
+        HttpRequest(name, "https://a.example")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="RFC 9110 token"):
+        ExtensionMethod(name)  # type: ignore[arg-type]
+
+
+def test_rejected_method_is_quoted_short() -> None:
+    """The message quotes at most 40 characters of a rejected method."""
+    with pytest.raises(InvalidRequestError) as excinfo:
+        ExtensionMethod("X " + "y" * 500)
+    assert len(str(excinfo.value)) < 160
+
+
+def test_curl_and_dict_show_an_extension_method() -> None:
+    """to_curl() and to_dict() carry the extension method."""
+    request = HttpRequest("propfind", "https://a.example/dav", headers={"Depth": "1"})  # type: ignore[arg-type]
+    assert shlex.split(request.to_curl())[:3] == ["curl", "-X", "PROPFIND"]
+    assert request.to_dict()["method"] == "PROPFIND"
+    assert repr(request) == "HttpRequest(method='PROPFIND', url='https://a.example/dav')"
+
+
 # -- HttpRequest --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("timeout", "kept"),
+    [(5, 5.0), (0.25, 0.25), ((3, 10), (3.0, 10.0)), ((0.5, 2.5), (0.5, 2.5)), (None, None)],
+)
+def test_request_timeout_is_a_number_or_a_pair(timeout: Any, kept: Any) -> None:
+    """A timeout is kept as float seconds, or a (connect, read) pair of floats."""
+    request = HttpRequest(HttpMethod.GET, "https://a.example", timeout=timeout)
+    assert request.timeout == kept
+    assert request.to_dict()["timeout"] == kept
+
+
+@pytest.mark.parametrize(
+    "timeout",
+    [
+        0,
+        0.0,
+        -1,
+        math.nan,
+        math.inf,
+        True,
+        "5",
+        (1,),
+        (1, 2, 3),
+        (0, 5),
+        (5, -1),
+        (5, math.inf),
+        (None, 5),
+        (5, None),
+        (True, 5),
+        [3, 10],
+    ],
+)
+def test_bad_request_timeouts_are_invalid_requests(timeout: Any) -> None:
+    """Zero, negative, NaN, infinite, bool, str and malformed pairs raise InvalidRequestError."""
+    with pytest.raises(InvalidRequestError, match="timeout"):
+        HttpRequest(HttpMethod.GET, "https://a.example", timeout=timeout)
 
 
 def test_request_attributes_cannot_be_assigned() -> None:
@@ -404,6 +524,148 @@ def test_response_is_frozen() -> None:
     response = _response()
     with pytest.raises(dataclasses.FrozenInstanceError):
         response.status_code = 500  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        response.history = ()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("status", "ok"),
+    [
+        (100, True),
+        (200, True),
+        (399, True),
+        (400, False),
+        (404, False),
+        (503, False),
+        (599, False),
+        (600, False),
+    ],
+)
+def test_ok_means_below_400(status: int, ok: bool) -> None:
+    """ok is True exactly when raise_for_status() would not raise."""
+    response = _response(status)
+    assert response.ok is ok
+    if ok:
+        assert response.raise_for_status() is response
+    else:
+        with pytest.raises(HttpStatusError):
+            response.raise_for_status()
+
+
+def test_elapsed_is_a_timedelta_of_elapsed_ms() -> None:
+    """elapsed is elapsed_ms as a timedelta."""
+    response = dataclasses.replace(_response(), elapsed_ms=1234.5)
+    assert response.elapsed == timedelta(seconds=1.2345)
+    assert _response().elapsed == timedelta(0)
+
+
+def test_links_parse_the_link_header_in_any_case() -> None:
+    """links is keyed by rel (else URL) and finds the header whatever its spelling."""
+    header = '<https://a.example/p2>; rel="next", <https://a.example/p9>; rel=last, <https://a.example/x>'
+    response = HttpResponse(200, {"LINK": header}, b"", "https://a.example/p1")
+    assert response.links == {
+        "next": {"url": "https://a.example/p2", "rel": "next"},
+        "last": {"url": "https://a.example/p9", "rel": "last"},
+        "https://a.example/x": {"url": "https://a.example/x"},
+    }
+    assert _response().links == {}
+
+
+def test_cookies_without_raw_response_are_empty() -> None:
+    """A response built by hand has an empty cookie jar and no raw_response."""
+    response = _response()
+    assert response.raw_response is None
+    assert isinstance(response.cookies, requests.cookies.RequestsCookieJar)
+    assert len(response.cookies) == 0
+
+
+def test_cookies_are_a_fresh_copy_on_every_access() -> None:
+    """Changing the jar cookies returned changes neither the response nor its raw_response."""
+    raw = requests.Response()
+    raw.cookies.set("sid", "abc", domain="a.example", path="/")
+    response = dataclasses.replace(_response(), raw_response=raw)
+    jar = response.cookies
+    jar.set("sid", "changed", domain="a.example", path="/")
+    jar.set("extra", "1")
+    assert response.cookies.get_dict() == {"sid": "abc"}
+    assert raw.cookies.get_dict() == {"sid": "abc"}
+
+
+def test_raw_response_is_not_part_of_equality_or_repr() -> None:
+    """Two responses that differ only in raw_response are equal, and repr never shows it."""
+    bare = _response(200, b"x")
+    raw = requests.Response()
+    wrapped = dataclasses.replace(bare, raw_response=raw)
+    assert wrapped == bare
+    assert "Response" not in repr(wrapped).replace("<HttpResponse", "")
+    assert dataclasses.replace(bare, history=(bare,)) != bare
+
+
+@pytest.mark.parametrize(
+    ("chunk_size", "chunks"),
+    [
+        (1, [b"a", b"b", b"c", b"d", b"e"]),
+        (2, [b"ab", b"cd", b"e"]),
+        (5, [b"abcde"]),
+        (99, [b"abcde"]),
+        (None, [b"abcde"]),
+    ],
+)
+def test_iter_content_slices_the_body(chunk_size: int | None, chunks: list[bytes]) -> None:
+    """iter_content yields the body in chunk_size pieces, all at once for None."""
+    assert list(_response(content=b"abcde").iter_content(chunk_size)) == chunks
+    assert list(_response().iter_content(chunk_size)) == []
+
+
+def test_iter_content_decodes_incrementally_to_text() -> None:
+    """decode_unicode pieces join to text, also when a chunk splits a multi-byte character."""
+    content = "çà ✓ ok".encode()
+    response = _response(content=content, encoding="utf-8")
+    pieces = list(response.iter_content(1, decode_unicode=True))
+    assert "".join(pieces) == response.text == "çà ✓ ok"
+    assert all(isinstance(p, str) and p for p in pieces)
+    latin = _response(content="café".encode("latin-1"), encoding="ISO-8859-1")
+    assert "".join(latin.iter_content(2, True)) == "café"
+    undeclared = _response(content="naïve".encode())
+    assert "".join(undeclared.iter_content(decode_unicode=True)) == "naïve"
+    unknown = _response(content=b"ok", encoding="x-no-such-charset")
+    assert list(unknown.iter_content(None, decode_unicode=True)) == ["ok"]
+
+
+@pytest.mark.parametrize("chunk_size", [0, -1, 1.5, "1", True])
+def test_bad_chunk_size_is_an_invalid_request(chunk_size: Any) -> None:
+    """A chunk_size that is not None or a positive int raises at call time, not when iterated."""
+    response = _response(content=b"abc")
+    with pytest.raises(InvalidRequestError, match="chunk_size"):
+        response.iter_content(chunk_size)
+    with pytest.raises(InvalidRequestError, match="chunk_size"):
+        response.iter_lines(chunk_size)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 512, None])
+def test_iter_lines_does_not_depend_on_chunk_size(chunk_size: int | None) -> None:
+    """Lines are split over the whole body: a CRLF across a chunk boundary adds no empty line."""
+    response = _response(content=b"ab\r\ncd\n\nef")
+    assert list(response.iter_lines(chunk_size)) == [b"ab", b"cd", b"", b"ef"]
+    assert list(response.iter_lines(chunk_size, delimiter=b"\n")) == [b"ab\r", b"cd", b"", b"ef"]
+
+
+def test_iter_lines_decodes_and_handles_empty_bodies() -> None:
+    """decode_unicode yields str lines; an empty body yields no line at all."""
+    response = _response(content="é1\né2\n".encode("latin-1"), encoding="latin-1")
+    assert list(response.iter_lines(decode_unicode=True)) == ["é1", "é2"]
+    assert list(response.iter_lines(decode_unicode=True, delimiter="2")) == ["é1\né", "\n"]
+    assert list(_response().iter_lines()) == []
+    assert list(_response().iter_lines(delimiter=b";")) == []
+
+
+def test_iter_lines_delimiter_must_match_the_decoding() -> None:
+    """A str delimiter on bytes lines (or the reverse) raises InvalidRequestError."""
+    response = _response(content=b"a;b")
+    with pytest.raises(InvalidRequestError, match="delimiter must be bytes"):
+        response.iter_lines(delimiter=";")  # type: ignore[call-overload]
+    with pytest.raises(InvalidRequestError, match="delimiter must be str"):
+        response.iter_lines(decode_unicode=True, delimiter=b";")  # type: ignore[call-overload]
 
 
 # -- RequestContext -----------------------------------------------------------------------

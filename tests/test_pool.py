@@ -189,7 +189,7 @@ def test_connection_error_is_that_jobs_exception(forge_responses: responses.Requ
         ({"url": f"{BASE}/ok", "auth": ("u", "p"), "files": {}}, "'auth', 'files'"),
         ({"method": "GET"}, "needs a 'url'"),
         ({"url": 42}, "needs a 'url'"),
-        ({"url": f"{BASE}/ok", "method": "FETCH"}, "unknown HTTP method"),
+        ({"url": f"{BASE}/ok", "method": "FE TCH"}, "method must be an RFC 9110 token"),
         (["GET", f"{BASE}/ok"], "must be a dict"),
     ],
 )
@@ -681,6 +681,20 @@ def test_reprs_name_the_job_without_its_secrets() -> None:
     assert ours.endswith("InvalidRequestError: bad job>")
     for text in (shown, failure, ours):
         assert "s3cret" not in text
+
+
+def test_pool_runs_and_shows_extension_methods(forge_responses: responses.RequestsMock) -> None:
+    """A job's extension method is sent and shown in reprs; new response fields pass through."""
+    forge_responses.add(
+        "PROPFIND", f"{BASE}/dav", status=207, headers={"Link": f"<{BASE}/n>; rel=next"}
+    )
+    (result,) = Pool.from_requests([{"method": "propfind", "url": f"{BASE}/dav"}]).results()
+    assert isinstance(result, ThreadResponse)
+    assert repr(result) == f"<ThreadResponse #0 [207] PROPFIND {BASE}/dav>"
+    assert (result.ok, result.links["next"]["url"]) == (True, f"{BASE}/n")
+    failure = repr(ThreadException({"method": "mkcol", "url": f"{BASE}/d"}, ValueError("x"), 1))
+    assert failure.startswith(f"<ThreadException #1 MKCOL {BASE}/d")
+    assert [c.request.method for c in forge_responses.calls] == ["PROPFIND"]
 
 
 def test_thread_exception_proxies_the_exception() -> None:

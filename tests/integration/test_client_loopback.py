@@ -7,6 +7,7 @@ import json
 import socket
 
 import pytest
+import requests
 
 from requestforge import (
     ConnectError,
@@ -78,6 +79,40 @@ def test_read_timeout(forge_api_server: ApiServer) -> None:
     forge_api_server.add("/slow", Reply(delay=0.5))
     with make_client(forge_api_server) as client, pytest.raises(ReadTimeoutError):
         client.get("/slow", timeout=0.05)
+
+
+def test_read_timeout_of_a_connect_read_pair(forge_api_server: ApiServer) -> None:
+    """The read half of a (connect, read) timeout bounds the wait for the answer."""
+    forge_api_server.add("/slow", Reply(delay=0.5))
+    with make_client(forge_api_server) as client, pytest.raises(ReadTimeoutError):
+        client.get("/slow", timeout=(5, 0.05))
+
+
+def test_extension_method_over_loopback(forge_api_server: ApiServer) -> None:
+    """A PROPFIND with a body reaches a script registered for that method, and is answered."""
+    forge_api_server.add("/dav", Reply(status=207, body="<multistatus/>"), method="PROPFIND")
+    forge_api_server.add("/dav", Reply(status=405), method="GET")
+    with make_client(forge_api_server) as client:
+        response = client.request("propfind", "/dav", data=b"<propfind/>")
+    assert (response.status_code, response.text) == (207, "<multistatus/>")
+    (seen,) = forge_api_server.requests
+    assert (seen.method, seen.body) == ("PROPFIND", b"<propfind/>")
+
+
+def test_followed_redirect_keeps_history_and_raw_response(forge_api_server: ApiServer) -> None:
+    """A followed redirect is in history, and raw_response is the requests.Response behind."""
+    forge_api_server.add("/old", Reply(status=308, headers={"Location": "/new"}))
+    forge_api_server.add("/new", Reply(json={"moved": True}))
+    with make_client(forge_api_server) as client:
+        response = client.get("/old")
+    assert response.url == forge_api_server.url_for("/new")
+    assert [(h.status_code, h.url) for h in response.history] == [
+        (308, forge_api_server.url_for("/old"))
+    ]
+    assert response.history[0].request is response.request
+    assert isinstance(response.raw_response, requests.Response)
+    assert response.raw_response.content is response.content
+    assert response.history[0].raw_response is response.raw_response.history[0]
 
 
 def test_refused_connection_is_a_connect_error(forge_clock: FakeClock) -> None:

@@ -1,0 +1,257 @@
+"""Differential tests: the same call through a bare ``requests.Session`` and through
+``HttpClient`` against the loopback server, comparing what the server received and what the
+caller sees. This first part covers the response (status, reason, ok, encoding, elapsed,
+links, cookies, history, iter_content, iter_lines) and extension methods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from requests.cookies import RequestsCookieJar
+
+from requestforge import HttpClient, HttpClientConfigBuilder, HttpResponse
+from requestforge_testing import ApiServer, RecordedRequest, Reply
+
+
+@pytest.fixture
+def client() -> Iterator[HttpClient]:
+    """A client with no base URL: the tests pass the same absolute URL to both sides."""
+    with HttpClient(HttpClientConfigBuilder().with_timeout(5).build()) as forge_client:
+        yield forge_client
+
+
+def both(
+    server: ApiServer, client: HttpClient, method: str, path: str, **kwargs: Any
+) -> tuple[requests.Response, HttpResponse]:
+    """Send one call through a fresh bare requests.Session, then through the client."""
+    with requests.Session() as session:
+        expected = session.request(method, server.url_for(path), timeout=5, **kwargs)
+    actual = client.request(method, server.url_for(path), **kwargs)
+    return expected, actual
+
+
+def seen(requests_: list[RecordedRequest]) -> list[tuple[str, str, bytes, str | None]]:
+    """What the server received, in the parts that must not differ."""
+    return [(r.method, r.path, r.body, r.headers.get("Content-Type")) for r in requests_]
+
+
+def cookie_facts(jar: RequestsCookieJar) -> list[tuple[Any, ...]]:
+    """Every attribute of every cookie in a jar that a caller could read."""
+    return sorted(
+        (c.name, c.value, c.domain, c.path, c.secure, c.expires, c.has_nonstandard_attr("HttpOnly"))
+        for c in jar
+    )
+
+
+def headers_without_date(headers: Any) -> dict[str, str]:
+    """The headers, minus Date: the two calls may straddle a second."""
+    return {k.lower(): v for k, v in headers.items() if k.lower() != "date"}
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(json={"a": 1}),
+        Reply(status=201, body="créé"),
+        Reply(status=404, body="nope", headers={"Content-Type": "text/html"}),
+        Reply(status=503, body=b"\x00\x01", headers={"Retry-After": "3"}),
+        Reply(status=204),
+        Reply(status=302, body="no Location, so not followed"),
+        Reply(status=418, body="tea", headers={"Content-Type": "text/plain; charset=latin-1"}),
+        Reply(status=599, body="odd"),
+    ],
+    ids=["json", "text", "html-404", "octets-503", "204", "302-bare", "418-latin1", "599"],
+)
+def test_status_reason_ok_encoding_and_body_match_requests(
+    forge_api_server: ApiServer, client: HttpClient, reply: Reply
+) -> None:
+    """Status, reason, ok, encoding, headers and body are what requests reports."""
+    forge_api_server.add("/r", reply)
+    expected, actual = both(forge_api_server, client, "GET", "/r")
+    assert (actual.status_code, actual.reason, actual.ok) == (
+        expected.status_code,
+        expected.reason,
+        expected.ok,
+    )
+    assert actual.encoding == expected.encoding
+    assert actual.content == expected.content
+    assert headers_without_date(actual.headers) == headers_without_date(expected.headers)
+    if expected.encoding is not None:  # requests guesses a charset otherwise; we take UTF-8
+        assert actual.text == expected.text
+    assert isinstance(actual.elapsed, timedelta)
+    assert isinstance(expected.elapsed, timedelta)
+    assert actual.raw_response is not None
+    assert actual.raw_response.status_code == expected.status_code
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        '<https://a.example/p2>; rel="next", <https://a.example/p9>; rel="last"',
+        "<https://a.example/x>; title=\"x, y\"; type='text/html', <https://a.example/plain>",
+        "<https://a.example/a>; rel=next,<https://a.example/b>;rel=next",
+        "",
+    ],
+    ids=["next-last", "no-rel", "repeated-rel", "empty"],
+)
+def test_links_match_requests(forge_api_server: ApiServer, client: HttpClient, link: str) -> None:
+    """links parses the Link header exactly as requests does."""
+    forge_api_server.add("/l", Reply(body="x", headers={"Link": link} if link else {}))
+    expected, actual = both(forge_api_server, client, "GET", "/l")
+    assert actual.links == expected.links
+
+
+@pytest.mark.parametrize(
+    "set_cookie",
+    [
+        "sid=abc123; Path=/; HttpOnly",
+        "pref=dark; Max-Age=3600; Path=/app",
+        "old=1; Expires=Wed, 21 Oct 2099 07:28:00 GMT; Secure",
+        'quoted="a b"; Path=/',
+    ],
+)
+def test_cookies_match_requests(
+    forge_api_server: ApiServer, client: HttpClient, set_cookie: str
+) -> None:
+    """response.cookies holds the same cookies, with the same attributes, as requests'."""
+    forge_api_server.add("/c", Reply(body="x", headers={"Set-Cookie": set_cookie}))
+    expected, actual = both(forge_api_server, client, "GET", "/c")
+    assert isinstance(actual.cookies, RequestsCookieJar)
+    assert actual.cookies.get_dict() == expected.cookies.get_dict()
+    assert len(actual.cookies) == 1
+    facts = cookie_facts(actual.cookies)
+    if "Max-Age" in set_cookie:  # an absolute expiry computed at two instants: compare apart
+        assert [f[:5] for f in facts] == [f[:5] for f in cookie_facts(expected.cookies)]
+    else:
+        assert facts == cookie_facts(expected.cookies)
+
+
+def test_redirect_history_matches_requests(forge_api_server: ApiServer, client: HttpClient) -> None:
+    """history lists the same hops (status, URL, reason, Location, cookies, their own
+    history), the final response is the same, and the server saw the same requests."""
+    forge_api_server.add(
+        "/r1", Reply(status=302, headers={"Location": "/r2", "Set-Cookie": "a=1; Path=/"})
+    )
+    forge_api_server.add(
+        "/r2",
+        Reply(status=301, headers={"Location": forge_api_server.url_for("/r3?x=1")}),
+    )
+    forge_api_server.add("/r3", Reply(json={"done": True}, headers={"Set-Cookie": "b=2"}))
+    expected, actual = both(forge_api_server, client, "GET", "/r1")
+    hops = [(h.status_code, h.url, h.reason, h.headers.get("Location")) for h in actual.history]
+    assert hops == [
+        (h.status_code, h.url, h.reason, h.headers.get("Location")) for h in expected.history
+    ]
+    assert [h.status_code for h in actual.history] == [302, 301]
+    assert [h.cookies.get_dict() for h in actual.history] == [
+        h.cookies.get_dict() for h in expected.history
+    ]
+    assert [len(h.history) for h in actual.history] == [len(h.history) for h in expected.history]
+    assert actual.history[1].history == (actual.history[0],)
+    assert (actual.status_code, actual.url, actual.json()) == (
+        expected.status_code,
+        expected.url,
+        expected.json(),
+    )
+    assert actual.cookies.get_dict() == expected.cookies.get_dict() == {"b": "2"}
+    recorded = seen(forge_api_server.requests)
+    assert recorded[:3] == recorded[3:]
+    assert [path for _, path, _, _ in recorded[:3]] == ["/r1", "/r2", "/r3"]
+
+
+def test_see_other_after_post_matches_requests(
+    forge_api_server: ApiServer, client: HttpClient
+) -> None:
+    """A 303 after a POST is followed with a bodiless GET, as requests does, and is in history."""
+    forge_api_server.add("/orders", Reply(status=303, headers={"Location": "/orders/7"}))
+    forge_api_server.add("/orders/7", Reply(json={"id": 7}))
+    expected, actual = both(forge_api_server, client, "POST", "/orders", json={"item": 1})
+    assert [h.status_code for h in actual.history] == [h.status_code for h in expected.history]
+    assert actual.history[0].status_code == 303
+    assert actual.json() == expected.json()
+    recorded = seen(forge_api_server.requests)
+    assert recorded[:2] == recorded[2:]
+    assert [(method, path) for method, path, _, _ in recorded[:2]] == [
+        ("POST", "/orders"),
+        ("GET", "/orders/7"),
+    ]
+
+
+BODIES = [
+    b"a\nb\n",
+    b"a\r\nb",
+    b"\n\nx\n",
+    b"no newline",
+    b"",
+    b"tab\tand\x0bvt\x0cff\rcr",
+    "é\nü\r\n✓".encode(),
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"delimiter": b"\n"}, {"delimiter": b"\r\n"}, {"chunk_size": 10_000}],
+    ids=["default", "lf", "crlf", "big-chunks"],
+)
+def test_iter_lines_match_requests(
+    forge_api_server: ApiServer, client: HttpClient, body: bytes, options: dict[str, Any]
+) -> None:
+    """iter_lines yields the lines requests yields for a body that fits one chunk."""
+    forge_api_server.add("/lines", Reply(body=body))
+    expected, actual = both(forge_api_server, client, "GET", "/lines")
+    assert list(actual.iter_lines(**options)) == list(expected.iter_lines(**options))
+
+
+@pytest.mark.parametrize("delimiter", [None, "\n", "ü"])
+def test_decoded_iter_lines_match_requests(
+    forge_api_server: ApiServer, client: HttpClient, delimiter: str | None
+) -> None:
+    """With a declared charset, decode_unicode lines are requests' str lines."""
+    forge_api_server.add("/lines", Reply(body="é\nü\r\n✓ü\n"))  # text/plain; charset=utf-8
+    expected, actual = both(forge_api_server, client, "GET", "/lines")
+    assert expected.encoding == "utf-8"
+    assert list(actual.iter_lines(decode_unicode=True, delimiter=delimiter)) == list(
+        expected.iter_lines(decode_unicode=True, delimiter=delimiter)
+    )
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 64, None])
+@pytest.mark.parametrize("decode_unicode", [False, True])
+def test_iter_content_matches_requests(
+    forge_api_server: ApiServer,
+    client: HttpClient,
+    chunk_size: int | None,
+    decode_unicode: bool,
+) -> None:
+    """iter_content yields the same pieces as requests, decoded or not."""
+    forge_api_server.add("/blob", Reply(body="naïve ✓ " * 5))
+    expected, actual = both(forge_api_server, client, "GET", "/blob")
+    assert list(actual.iter_content(chunk_size, decode_unicode)) == list(
+        expected.iter_content(chunk_size, decode_unicode)
+    )
+
+
+@pytest.mark.parametrize("method", ["PROPFIND", "propfind", "M-SEARCH", "TRACE"])
+def test_extension_method_reaches_the_server_as_with_requests(
+    forge_api_server: ApiServer, client: HttpClient, method: str
+) -> None:
+    """Any token method is sent as requests sends it: upper-cased, with its body and headers."""
+    forge_api_server.add("/dav", Reply(status=207, body="<multistatus/>"))
+    expected, actual = both(
+        forge_api_server,
+        client,
+        method,
+        "/dav",
+        data=b"<propfind/>",
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+    )
+    assert (actual.status_code, actual.content) == (expected.status_code, expected.content)
+    first, second = forge_api_server.requests
+    assert seen([first]) == seen([second])
+    assert first.method == method.upper()
+    assert first.headers["Depth"] == second.headers["Depth"] == "1"
