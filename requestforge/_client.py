@@ -21,10 +21,12 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 
 from requestforge._clock import get_default_clock
 from requestforge._config import HttpClientConfig
@@ -44,9 +46,11 @@ from requestforge._models import (
     RequestContext,
     merge_headers,
     parse_method,
+    upload_files,
 )
 from requestforge._redact import redact_url
 from requestforge._transport import CachedEnvironmentSession, send_once
+from requestforge._verbs import VerbMethods
 
 if TYPE_CHECKING:
     from requestforge._pool import JobResult
@@ -65,7 +69,7 @@ class _SessionSlot:
         self.session = session
 
 
-class HttpClient:
+class HttpClient(VerbMethods):
     """A thread-safe HTTP client: share one instance between all your threads.
 
     Each thread lazily gets its own ``requests.Session`` (connection pools are not shared
@@ -166,18 +170,30 @@ class HttpClient:
         url: str,
         *,
         params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        json: Any = None,
         data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        cookies: Mapping[str, str] | CookieJar | None = None,
+        files: Any = None,
+        auth: tuple[str, str] | AuthBase | None = None,
         timeout: float | tuple[float, float] | None = None,
+        allow_redirects: bool = True,
+        proxies: Mapping[str, str] | None = None,
+        verify: bool | str | None = None,
+        cert: str | tuple[str, str] | None = None,
+        json: Any = None,
     ) -> HttpResponse:
         """Send a request; relative ``url`` is joined onto the configured base URL.
 
-        ``method`` is any RFC 9110 token in any case (``"get"``, ``"PROPFIND"``), sent
-        upper-cased as requests does. ``timeout`` is seconds for connect and read, or a
-        ``(connect, read)`` tuple, each finite and > 0; ``None`` means the config's
-        ``default_timeout``. A bad method or timeout raises
-        :class:`~requestforge.InvalidRequestError`.
+        The keywords are requests', with its meanings and defaults (``get()`` ...
+        ``options()`` take the same; ``head()`` defaults ``allow_redirects`` to False, as
+        requests does). ``method`` is any RFC 9110 token in any case (``"get"``,
+        ``"PROPFIND"``), sent upper-cased. ``timeout`` is seconds for connect and read, or
+        a ``(connect, read)`` tuple, each finite and > 0; ``None`` means the config's
+        ``default_timeout``. ``files`` is a multipart upload built by requests. ``auth``
+        (a ``(user, password)`` tuple or a ``requests.auth.AuthBase``) replaces the
+        configured auth hook for this request. ``proxies``, ``verify`` and ``cert`` beat
+        the environment and the client's settings for this request, as in requests. A
+        keyword of the wrong type raises :class:`~requestforge.InvalidRequestError`.
         """
         verb = parse_method(method)
         if self._closed:
@@ -186,37 +202,22 @@ class HttpClient:
         url = self._resolve(url)
         merged = merge_headers(self._config.default_headers, headers) if headers else None
         request = HttpRequest(
-            verb, url, merged or self._config.default_headers, params or {}, json, data, timeout
+            verb,
+            url,
+            merged or self._config.default_headers,
+            params or {},
+            json,
+            data,
+            timeout,
+            cookies,
+            files,
+            auth,
+            allow_redirects,
+            proxies,
+            verify,
+            cert,
         )
         return self.send(request)
-
-    def get(self, url: str, **kwargs: Any) -> HttpResponse:
-        """Send a GET request."""
-        return self.request(HttpMethod.GET, url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> HttpResponse:
-        """Send a POST request."""
-        return self.request(HttpMethod.POST, url, **kwargs)
-
-    def put(self, url: str, **kwargs: Any) -> HttpResponse:
-        """Send a PUT request."""
-        return self.request(HttpMethod.PUT, url, **kwargs)
-
-    def patch(self, url: str, **kwargs: Any) -> HttpResponse:
-        """Send a PATCH request."""
-        return self.request(HttpMethod.PATCH, url, **kwargs)
-
-    def delete(self, url: str, **kwargs: Any) -> HttpResponse:
-        """Send a DELETE request."""
-        return self.request(HttpMethod.DELETE, url, **kwargs)
-
-    def head(self, url: str, **kwargs: Any) -> HttpResponse:
-        """Send a HEAD request."""
-        return self.request(HttpMethod.HEAD, url, **kwargs)
-
-    def options(self, url: str, **kwargs: Any) -> HttpResponse:
-        """Send an OPTIONS request."""
-        return self.request(HttpMethod.OPTIONS, url, **kwargs)
 
     def map(
         self, requests: Iterable[Mapping[str, Any]], *, num_processes: int | None = None
@@ -250,12 +251,14 @@ class HttpClient:
         if url is not request.url:
             request = replace(request, url=url)
         retry = config.retry_strategy
-        auth = config.auth_hook
         context = RequestContext(request=request, max_retries=retry.max_retries)
         for request_hook in config.request_hooks:
             request = request_hook.before_request(request, context)
         context.request = request
-        body_start = _body_position(request.data)
+        # A per-request auth= replaces the configured hook for this request (requests'
+        # precedence of request auth over session auth).
+        auth = config.auth_hook if request.auth is None else None
+        body_start = _body_positions(request)
         reauthenticated = False
         while True:
             outgoing = auth.before_request(request, context) if auth is not None else request
@@ -270,22 +273,19 @@ class HttpClient:
                 retry.after_attempt(context, None, error)
                 context.last_response, context.last_error = None, error
                 self._give_up_or_wait(context, error)
-                _rewind(request.data, body_start)
+                _rewind(body_start)
                 continue
             except BaseException as error:
                 retry.after_attempt(context, None, error)
                 raise
             retry.after_attempt(context, response, None)
-            if (
-                response.status_code == 401
-                and auth is not None
-                and not reauthenticated
-                and request.has_replayable_body
-                and auth.on_unauthorized(outgoing, response, context)
-            ):
+            if response.status_code == 401 and auth is not None and not reauthenticated:
                 reauthenticated = True
-                _rewind(request.data, body_start)
-                continue
+                # Renew even when the body cannot be resent, so the next call works.
+                renewed = auth.on_unauthorized(outgoing, response, context)
+                if renewed and request.has_replayable_body:
+                    _rewind(body_start)
+                    continue
             if response.status_code in retry.retry_statuses:
                 context.last_response, context.last_error = response, None
                 failure = HttpStatusError(
@@ -294,7 +294,7 @@ class HttpClient:
                     response=response,
                 )
                 if self._give_up_or_wait(context, failure, response=response):
-                    _rewind(request.data, body_start)
+                    _rewind(body_start)
                     continue
             break
         for response_hook in config.response_hooks:
@@ -347,18 +347,23 @@ class HttpClient:
             hook.on_error(error, context)
 
 
-def _body_position(data: Any) -> int | None:
-    """Where a file body starts, so a retry can send it again from there."""
-    tell = getattr(data, "tell", None)
-    if tell is None or isinstance(data, bytes | str):
-        return None
-    try:
-        position = tell()
-    except OSError:
-        return None
-    return position if isinstance(position, int) else None
+def _body_positions(request: HttpRequest) -> list[tuple[Any, int]]:
+    """Where each file of the body (``data=`` and every ``files=`` file) starts, so a
+    retry can send it again from there."""
+    points: list[tuple[Any, int]] = []
+    for body in (request.data, *upload_files(request.files)):
+        tell = getattr(body, "tell", None)
+        if tell is None or isinstance(body, bytes | str):
+            continue
+        try:
+            position = tell()
+        except OSError:
+            continue
+        if isinstance(position, int):
+            points.append((body, position))
+    return points
 
 
-def _rewind(data: Any, position: int | None) -> None:
-    if position is not None:
-        data.seek(position)
+def _rewind(points: list[tuple[Any, int]]) -> None:
+    for body, position in points:
+        body.seek(position)

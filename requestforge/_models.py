@@ -17,11 +17,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import Enum
+from http.cookiejar import CookieJar
 from types import MappingProxyType
 from typing import Any, Literal, overload
 from urllib.parse import parse_qsl, urlencode
 
 import requests
+from requests.auth import AuthBase
 from requests.cookies import RequestsCookieJar
 from requests.utils import parse_header_links
 
@@ -32,12 +34,14 @@ from requestforge._exceptions import (
     ResponseDecodeError,
 )
 from requestforge._redact import (
+    REDACTED,
+    redact_cookies,
     redact_headers,
     redact_json,
     redact_pairs,
     redact_url,
 )
-from requestforge._validate import count, valid_method, valid_timeout
+from requestforge._validate import count, valid_method, valid_request_options, valid_timeout
 
 __all__ = ["ExtensionMethod", "HttpMethod", "HttpRequest", "HttpResponse", "RequestContext"]
 
@@ -179,6 +183,13 @@ class HttpRequest:
     json_data: Any = None
     data: Any = None
     timeout: float | tuple[float, float] | None = None
+    cookies: Mapping[str, str] | CookieJar | None = None
+    files: Any = None
+    auth: tuple[str, str] | AuthBase | None = None
+    allow_redirects: bool = True
+    proxies: Mapping[str, str] | None = None
+    verify: bool | str | None = None
+    cert: str | tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -188,6 +199,30 @@ class HttpRequest:
         set_(self, "params", _freeze(self.params))
         if self.timeout is not None:
             set_(self, "timeout", valid_timeout("timeout", self.timeout, error=InvalidRequestError))
+        if (
+            self.cookies is None
+            and self.files is None
+            and self.auth is None
+            and self.allow_redirects is True
+            and self.proxies is None
+            and self.verify is None
+            and self.cert is None
+        ):
+            return  # the common case: nothing more to check
+        valid_request_options(
+            cookies=self.cookies,
+            files=self.files,
+            auth=self.auth,
+            allow_redirects=self.allow_redirects,
+            proxies=self.proxies,
+            verify=self.verify,
+            cert=self.cert,
+            error=InvalidRequestError,
+        )
+        if isinstance(self.cookies, Mapping) and not isinstance(self.cookies, CookieJar):
+            set_(self, "cookies", _freeze(self.cookies))
+        if self.proxies is not None:
+            set_(self, "proxies", _freeze(self.proxies))
 
     def with_headers(self, headers: Mapping[str, str]) -> HttpRequest:
         """Return a copy with ``headers`` added (replacing same-named headers, any case)."""
@@ -203,12 +238,12 @@ class HttpRequest:
 
     @property
     def has_replayable_body(self) -> bool:
-        """Whether the body can be sent again: no body, bytes/str/form data, or a seekable file."""
-        data = self.data
-        if data is None or isinstance(data, bytes | bytearray | str | Mapping | list | tuple):
-            return True
-        seekable = getattr(data, "seekable", None)
-        return bool(seekable and seekable() and hasattr(data, "tell"))
+        """Whether the body can be sent again: no body, bytes/str/form data, a seekable file,
+        or ``files=`` whose every file is bytes/str or seekable. Generators and other
+        one-shot bodies are not."""
+        if not _replayable(self.data, forms=True):
+            return False
+        return all(_replayable(f) for f in upload_files(self.files))
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """A plain-dict view for logging and debugging; secrets are redacted unless asked not to."""
@@ -220,6 +255,17 @@ class HttpRequest:
             "json": redact_json(self.json_data) if redact else self.json_data,
             "data": _redacted_body(self.data) if redact else self.data,
             "timeout": self.timeout,
+            "cookies": redact_cookies(self.cookies) if redact else self.cookies,
+            "files": _files_summary(self.files),
+            "auth": (REDACTED if redact else self.auth) if self.auth is not None else None,
+            "allow_redirects": self.allow_redirects,
+            "proxies": (
+                {k: redact_url(v) if redact and v else v for k, v in self.proxies.items()}
+                if self.proxies is not None
+                else None
+            ),
+            "verify": self.verify,
+            "cert": self.cert,
         }
 
     def to_curl(self) -> str:
@@ -238,12 +284,50 @@ class HttpRequest:
             body = _redacted_body(self.data)
         for name, value in headers.items():
             parts += ["-H", f"{name}: {value}"]
+        cookies = redact_cookies(self.cookies)
+        if cookies:
+            parts += ["-b", "; ".join(f"{k}={v}" for k, v in cookies.items())]
+        if self.auth is not None:
+            parts += ["-u", f"{REDACTED}:{REDACTED}"]
+        for name, filename in _files_summary(self.files).items():
+            parts += ["-F", f"{name}=@{filename}"]
         if body is not None:
             parts += ["--data-raw", body]
         return " ".join(shlex.quote(p) for p in parts)
 
     def __repr__(self) -> str:
         return f"HttpRequest(method={self.method.value!r}, url={redact_url(self.url)!r})"
+
+
+def upload_files(files: Any) -> list[Any]:
+    """The file objects (or bytes/str contents) of a ``files=`` argument, as requests reads it:
+    a mapping or a list of ``(field, value)`` pairs, each value the content or a tuple
+    ``(filename, content[, content_type[, headers]])``."""
+    if not files:
+        return []
+    pairs = files.items() if isinstance(files, Mapping) else files
+    return [value[1] if isinstance(value, tuple | list) else value for _, value in pairs]
+
+
+def _replayable(body: Any, *, forms: bool = False) -> bool:
+    if body is None or isinstance(body, bytes | bytearray | str):
+        return True
+    if forms and isinstance(body, Mapping | list | tuple):
+        return True
+    seekable = getattr(body, "seekable", None)
+    return bool(seekable and seekable() and hasattr(body, "tell"))
+
+
+def _files_summary(files: Any) -> dict[str, str]:
+    """Each upload field with its file name (never its content)."""
+    if not files:
+        return {}
+    pairs = files.items() if isinstance(files, Mapping) else files
+    summary: dict[str, str] = {}
+    for name, value in pairs:
+        filename = value[0] if isinstance(value, tuple | list) else getattr(value, "name", name)
+        summary[str(name)] = str(filename)
+    return summary
 
 
 def _pairs(params: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -155,3 +155,17 @@ def _redact_query(query: str) -> str:
     if any(is_secret_field(k) for k, _ in pairs):
         return urlencode(redact_pairs(pairs), safe="[]")
     return query
+
+
+def redact_cookies(cookies: object) -> dict[str, str]:
+    """Cookie names with every value replaced: a cookie is a credential as often as not.
+
+    Takes a mapping or a ``CookieJar``; anything else gives an empty dict.
+    """
+    from http.cookiejar import CookieJar  # noqa: PLC0415 - rarely needed
+
+    if isinstance(cookies, CookieJar):
+        return {cookie.name: REDACTED for cookie in cookies}
+    if isinstance(cookies, Mapping):
+        return {str(name): REDACTED for name in cookies}
+    return {}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
+from http.cookiejar import CookieJar
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -198,6 +199,14 @@ def send_once(
             json=request.json_data,
             headers=request.headers,
             timeout=request.timeout if request.timeout is not None else timeout,
+            cookies=_cookies(request.cookies),
+            files=request.files,
+            auth=request.auth,
+            allow_redirects=request.allow_redirects,
+            # A copy: requests (and the environment merge) add to the mapping it is given.
+            proxies=dict(request.proxies) if request.proxies is not None else None,
+            verify=request.verify,
+            cert=request.cert,
         )
         content = response.content
         history = _history(response.history, request) if response.history else ()
@@ -215,6 +224,13 @@ def send_once(
         history=history,
         raw_response=response,
     )
+
+
+def _cookies(cookies: Mapping[str, str] | CookieJar | None) -> Any:
+    """``cookies=`` as requests takes it: a jar as given, a mapping as a new dict."""
+    if cookies is None or isinstance(cookies, CookieJar):
+        return cookies
+    return dict(cookies)
 
 
 def _history(hops: list[requests.Response], request: HttpRequest) -> tuple[HttpResponse, ...]:

@@ -94,3 +94,61 @@ def _show(value: object) -> str:
     """The repr of a rejected value, cut short: a message is not a place for a whole body."""
     text = repr(value)
     return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 3]}..."
+
+
+def valid_request_options(
+    *,
+    cookies: object,
+    files: object,
+    auth: object,
+    allow_redirects: object,
+    proxies: object,
+    verify: object,
+    cert: object,
+    error: type[RequestForgeError],
+) -> None:
+    """The requests keywords of one request, each of a type requests accepts (see
+    :meth:`HttpClient.request <requestforge.HttpClient.request>`); raise ``error`` otherwise,
+    so no built-in exception escapes from deep inside requests. Never quotes a secret."""
+    from collections.abc import Mapping  # noqa: PLC0415 - keeps this module's imports light
+    from http.cookiejar import CookieJar  # noqa: PLC0415
+
+    from requests.auth import AuthBase  # noqa: PLC0415
+
+    if cookies is not None and not isinstance(cookies, CookieJar | Mapping):
+        raise error(f"cookies must be a mapping or a CookieJar, got {type(cookies).__name__}")
+    if files is not None and not (
+        isinstance(files, Mapping)
+        or (
+            isinstance(files, list | tuple)
+            and all(isinstance(f, tuple) and len(f) == 2 and isinstance(f[0], str) for f in files)
+        )
+    ):
+        raise error(
+            f"files must be a mapping or a list of (field, file) pairs, got {type(files).__name__}"
+        )
+    if (
+        auth is not None
+        and not isinstance(auth, AuthBase)
+        and not (
+            isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(a, str) for a in auth)
+        )
+    ):
+        raise error(
+            "auth must be a (user, password) tuple of str or a requests.auth.AuthBase, "
+            f"got {type(auth).__name__}"
+        )
+    if not isinstance(allow_redirects, bool):
+        raise error(f"allow_redirects must be True or False, got {_show(allow_redirects)}")
+    if proxies is not None and not (
+        isinstance(proxies, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str | None) for k, v in proxies.items())
+    ):
+        raise error(f"proxies must be a mapping of str to str, got {type(proxies).__name__}")
+    if verify is not None and not isinstance(verify, bool | str):
+        raise error(f"verify must be True, False or a CA bundle path, got {_show(verify)}")
+    if cert is not None and not (
+        isinstance(cert, str)
+        or (isinstance(cert, tuple) and len(cert) == 2 and all(isinstance(c, str) for c in cert))
+    ):
+        raise error(f"cert must be a path or a (cert, key) pair of paths, got {_show(cert)}")

@@ -5,16 +5,18 @@ links, cookies, history, iter_content, iter_lines) and extension methods."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
+import requests.auth
 from requests.cookies import RequestsCookieJar
 
 from requestforge import HttpClient, HttpClientConfigBuilder, HttpResponse
-from requestforge_testing import ApiServer, RecordedRequest, Reply
+from requestforge_testing import ApiServer, RecordedRequest, Reply, StressRunner
 
 
 @pytest.fixture
@@ -255,3 +257,128 @@ def test_extension_method_reaches_the_server_as_with_requests(
     assert seen([first]) == seen([second])
     assert first.method == method.upper()
     assert first.headers["Depth"] == second.headers["Depth"] == "1"
+
+
+# -- step 2: the requests keyword set ---------------------------------------------------
+
+
+def received(server: ApiServer) -> list[tuple[Any, ...]]:
+    """Method, path, query, the headers that matter and the body, multipart boundary unified."""
+    facts = []
+    for r in server.requests:
+        content_type = r.headers.get("Content-Type") or ""
+        body = r.body
+        if "boundary=" in content_type:
+            boundary = content_type.split("boundary=", 1)[1]
+            body = body.replace(boundary.encode(), b"B")
+            content_type = content_type.replace(boundary, "B")
+        facts.append(
+            (
+                r.method,
+                r.path,
+                r.query,
+                content_type,
+                r.headers.get("Authorization"),
+                r.headers.get("Cookie"),
+                r.headers.get("X-Extra"),
+                body,
+            )
+        )
+    return facts
+
+
+def _files() -> dict[str, Any]:
+    return {
+        "plain": b"raw bytes",
+        "named": ("report.csv", io.BytesIO(b"a,b\n1,2\n"), "text/csv"),
+        "with-headers": ("x.txt", "text body", "text/plain", {"X-Part": "1"}),
+    }
+
+
+KEYWORD_CASES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+    ("params", lambda: {"params": {"q": "a b", "page": [1, 2], "none": None}}),
+    ("data-form", lambda: {"data": {"name": "x", "multi": ["1", "2"]}}),
+    ("data-bytes", lambda: {"data": b"\x00raw\xff"}),
+    ("data-file", lambda: {"data": io.BytesIO(b"from a file")}),
+    ("json", lambda: {"json": {"a": [1, None, "é"]}}),
+    ("headers", lambda: {"headers": {"X-Extra": "yes"}}),
+    ("cookies", lambda: {"cookies": {"session": "s3cret", "theme": "dark"}}),
+    ("files", lambda: {"files": _files()}),
+    ("files-and-data", lambda: {"files": [("f", ("a.txt", b"A"))], "data": {"k": "v"}}),
+    ("auth-basic", lambda: {"auth": ("user", "pa:ss")}),
+    ("auth-digest-object", lambda: {"auth": requests.auth.HTTPBasicAuth("u", "p")}),
+    ("verify-false", lambda: {"verify": False}),
+    ("proxies-no-match", lambda: {"proxies": {"https": "http://127.0.0.1:9"}}),
+]
+
+
+@pytest.mark.parametrize(("name", "make"), KEYWORD_CASES, ids=[c[0] for c in KEYWORD_CASES])
+def test_keyword_sends_what_requests_sends(
+    forge_api_server: ApiServer,
+    client: HttpClient,
+    name: str,
+    make: Callable[[], dict[str, Any]],
+) -> None:
+    """Each requests keyword makes the server receive exactly what a bare Session sends."""
+    forge_api_server.add("/k", Reply(body="ok"))
+    with requests.Session() as session:
+        session.request("POST", forge_api_server.url_for("/k"), timeout=5, **make())
+    client.request("POST", forge_api_server.url_for("/k"), **make())
+    expected, actual = received(forge_api_server)
+    assert actual == expected, name
+
+
+def test_allow_redirects_false_and_head_default_match_requests(
+    forge_api_server: ApiServer, client: HttpClient
+) -> None:
+    """allow_redirects=False returns the 302, and head() does not follow by default, as requests."""
+    forge_api_server.add("/from", Reply(status=302, headers={"Location": "/to"}))
+    forge_api_server.add("/to", Reply(body="landed"))
+    url = forge_api_server.url_for("/from")
+    with requests.Session() as session:
+        expected = [
+            session.get(url, allow_redirects=False, timeout=5).status_code,
+            session.head(url, timeout=5).status_code,
+            session.head(url, allow_redirects=True, timeout=5).status_code,
+            session.request("HEAD", url, timeout=5).status_code,
+        ]
+    actual = [
+        client.get(url, allow_redirects=False).status_code,
+        client.head(url).status_code,
+        client.head(url, allow_redirects=True).status_code,
+        client.request("HEAD", url).status_code,
+    ]
+    assert actual == expected == [302, 302, 200, 200]
+    seen_by_server = received(forge_api_server)
+    assert seen_by_server[6:] == seen_by_server[:6]  # 1 + 1 + 2 + 2 requests per side
+
+
+def test_per_request_auth_beats_the_configured_hook(forge_api_server: ApiServer) -> None:
+    """auth= replaces the configured bearer token for that request only."""
+    forge_api_server.add("/a", Reply(body="ok"))
+    config = HttpClientConfigBuilder().with_bearer_token("configured").build()
+    with HttpClient(config) as forge_client:
+        forge_client.get(forge_api_server.url_for("/a"), auth=("u", "p"))
+        forge_client.get(forge_api_server.url_for("/a"))
+    sent = [r.headers.get("Authorization") for r in forge_api_server.requests]
+    assert sent == [requests.auth._basic_auth_str("u", "p"), "Bearer configured"]
+
+
+def test_uploads_and_cookies_from_many_threads(
+    forge_api_server: ApiServer, client: HttpClient, forge_stress: StressRunner
+) -> None:
+    """Every thread's multipart upload and cookies arrive intact, byte for byte as requests'."""
+    forge_api_server.add("/up", Reply(body="ok"))
+    url = forge_api_server.url_for("/up")
+    with requests.Session() as session:
+        session.post(url, files=_files(), cookies={"c": "1"}, timeout=5)
+    expected = received(forge_api_server)[0]
+    report = forge_stress(
+        lambda: client.post(url, files=_files(), cookies={"c": "1"}).status_code,
+        threads=16,
+        sessions=client,
+    )
+    report.assert_no_errors()
+    assert report.results == [200] * 16
+    assert received(forge_api_server)[1:] == [expected] * 16
+    report.assert_per_thread_sessions(client)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from collections.abc import Callable
@@ -152,3 +153,36 @@ def test_token_never_reaches_logs_or_curl(
     assert "fake-access-1" not in response.request.to_curl()
     assert caplog.records
     assert "fake-access-1" not in caplog.text
+
+
+def test_one_shot_body_on_401_renews_the_token_without_resending(
+    forge_api_server: ApiServer,
+) -> None:
+    """A generator body meeting a 401 is not resent, but the token is renewed for the next call."""
+    revoked: set[str] = set()
+    rejections: list[str] = []
+    forge_api_server.add_handler("/data", _guarded(revoked, rejections))
+    manager = TokenManager(FakeTokenProvider())
+    with _client(forge_api_server, manager) as client:
+        revoked.add(manager.get_token().access_token)
+        first = client.post("/data", data=(chunk for chunk in [b"one-", b"shot"]))
+        assert first.status_code == 401
+        assert len(forge_api_server.requests_to("/data")) == 1  # the body was not resent
+        assert client.post("/data", data=iter([b"next"])).status_code == 200
+    assert len(rejections) == 1
+
+
+def test_seekable_upload_on_401_is_rewound_and_resent(forge_api_server: ApiServer) -> None:
+    """A files= upload of a seekable file is resent whole after the token is renewed."""
+    revoked: set[str] = set()
+    forge_api_server.add_handler("/data", _guarded(revoked))
+    manager = TokenManager(FakeTokenProvider())
+    with _client(forge_api_server, manager) as client:
+        revoked.add(manager.get_token().access_token)
+        upload = io.BytesIO(b"payload-bytes")
+        upload.read(3)  # requests sends from the current position; so must the resend
+        response = client.post("/data", files={"f": ("a.bin", upload)})
+    assert response.status_code == 200
+    sent = [r.body for r in forge_api_server.requests_to("/data")]
+    assert len(sent) == 2
+    assert all(b"\r\n\r\nload-bytes\r\n" in body for body in sent)
