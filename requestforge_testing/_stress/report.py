@@ -229,11 +229,7 @@ class StressReport(_Outcomes[T]):
                 for session in seen:
                     kinds[id(session)] = type(session).__qualname__
                 if len(distinct) > 1:
-                    of = (
-                        ""
-                        if len(self.session_sources) == 1
-                        else f" of {self._client_name(position)}"
-                    )
+                    of = self._of_client(position)
                     several.append(
                         f"  {outcome.who} saw {len(distinct)} sessions{of}: "
                         + ", ".join(f"{s:#x}" for s in distinct)
@@ -252,11 +248,7 @@ class StressReport(_Outcomes[T]):
                     + f", in {listed(threads, self.MAX_LISTED)}"
                 )
             elif len(threads) > 1:
-                of = (
-                    ""
-                    if len(self.session_sources) == 1
-                    else f" of {self._client_name(clients_seen[0])}"
-                )
+                of = self._of_client(clients_seen[0])
                 lines.append(
                     f"  session {ident:#x} ({kinds[ident]}){of} was shared by {len(threads)} "
                     "threads: " + listed(threads, self.MAX_LISTED)
@@ -368,6 +360,12 @@ class StressReport(_Outcomes[T]):
 
     def _round_of(self, outcome: StressOutcome[T]) -> StressRound[T] | None:
         return next((r for r in self.rounds if outcome in r.outcomes), None)
+
+    def _of_client(self, position: int) -> str:
+        """`` of client K (...)`` when the run watched several clients, else nothing."""
+        if len(self.session_sources) == 1:
+            return ""
+        return f" of {self._client_name(position)}"
 
     def _replay(self, round_: StressRound[T] | None) -> str:
         return replay_hint(self.seed if round_ is None or round_.seed is None else round_.seed)
