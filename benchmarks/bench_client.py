@@ -4,7 +4,7 @@ The API server runs in a child process so its work does not compete with the cli
 this process's GIL. The clients send the same requests, each over its own keep-alive
 connection, taking turns in blocks (in a rotating order) so drift in the machine affects
 them equally. HttpClient has hooks and a retry strategy configured, none of them triggered.
-Target: HttpClient / requests.Session <= 1.05, wall and client CPU.
+Target: HttpClient / requests.Session <= 1.0, wall and client CPU.
 
 A stock session reads the environment (proxy variables, NO_PROXY, CA bundle variables,
 .netrc) on every request; HttpClient's sessions read it once per host. The third row, a
@@ -119,7 +119,7 @@ def main() -> None:
     for label, base in (("HttpClient / requests.Session", BARE), ("HttpClient / floor", FLOOR)):
         wall = per_request(OURS, 0) / per_request(base, 0)
         cpu = per_request(OURS, 1) / per_request(base, 1)
-        target = "   (target <= 1.05)" if base == BARE else ""
+        target = "   (target <= 1.0)" if base == BARE else ""
         print(f"  {label:<34} {wall:12.3f} {cpu:18.3f}{target}")
 
 

@@ -31,6 +31,7 @@ from requestforge._exceptions import (
     RequestForgeError,
     RequestTimeoutError,
     ResponseDecodeError,
+    StreamConsumedError,
     TokenEndpointError,
     TokenError,
     TokenResponseError,
@@ -51,13 +52,7 @@ from requestforge._hooks import (
     RequestHookInterface,
     ResponseHookInterface,
 )
-from requestforge._models import (
-    ExtensionMethod,
-    HttpMethod,
-    HttpRequest,
-    HttpResponse,
-    RequestContext,
-)
+from requestforge._models import ExtensionMethod, HttpMethod, HttpRequest, RequestContext
 from requestforge._oauth2 import ClientCredentialsTokenProvider, PasswordGrantTokenProvider
 from requestforge._pipeline import (
     FetchContext,
@@ -67,6 +62,7 @@ from requestforge._pipeline import (
 )
 from requestforge._pool import JobResult, Pool, ThreadException, ThreadResponse, map
 from requestforge._providers import TokenProviderInterface
+from requestforge._response import HttpResponse
 from requestforge._retry import (
     DEFAULT_ALLOWED_METHODS,
     RETRY_AFTER_STATUSES,
@@ -90,6 +86,7 @@ from requestforge._storage_django import DjangoCacheTokenStorage
 from requestforge._storage_redis import RedisTokenStorage
 from requestforge._token_manager import TokenManager
 from requestforge._tokens import TokenData
+from requestforge._verbs import RequestOptions
 
 __version__ = "0.1.0"
 
@@ -151,12 +148,14 @@ __all__ = [
     "RequestError",
     "RequestForgeError",
     "RequestHookInterface",
+    "RequestOptions",
     "RequestTimeoutError",
     "ResponseDecodeError",
     "ResponseHookInterface",
     "RetryStrategyInterface",
     "SerializingMixin",
     "SimpleRetryStrategy",
+    "StreamConsumedError",
     "SystemClock",
     "ThreadException",
     "ThreadResponse",

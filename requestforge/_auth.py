@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from requestforge._exceptions import ConfigurationError
 from requestforge._hooks import _header_value_problem, _valid_header_name
-from requestforge._models import HttpRequest, HttpResponse, RequestContext
+from requestforge._models import HttpRequest, RequestContext
 from requestforge._redact import REDACTED
+from requestforge._response import HttpResponse
 
 if TYPE_CHECKING:
     from requestforge._token_manager import TokenManager

@@ -6,7 +6,8 @@ The flow of :meth:`HttpClient.send`, top to bottom::
     loop over attempts:
         auth hook                      fresh credentials on every attempt
         retry.before_attempt           the circuit breaker may refuse here
-        send on this thread's session
+        send on this thread's session  the body stays on the connection with stream=True
+        follow redirects               one hop at a time; see _redirects for credentials
         401 and the auth hook renewed its credentials -> resend once
         transport error or retryable status -> error hooks; should_retry?
             yes: sleep get_delay() on the clock, next attempt
@@ -25,9 +26,11 @@ from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from requests.cookies import RequestsCookieJar
 
+from requestforge._adopt import adopt
+from requestforge._auth import AuthHookInterface
 from requestforge._clock import get_default_clock
 from requestforge._config import HttpClientConfig
 from requestforge._exceptions import (
@@ -42,14 +45,16 @@ from requestforge._models import (
     ExtensionMethod,
     HttpMethod,
     HttpRequest,
-    HttpResponse,
     RequestContext,
     merge_headers,
     parse_method,
     upload_files,
 )
 from requestforge._redact import redact_url
-from requestforge._transport import CachedEnvironmentSession, send_once
+from requestforge._redirects import REDIRECT_STATUSES, follow_redirects
+from requestforge._response import HttpResponse
+from requestforge._sessions import SessionFactory
+from requestforge._transport import send_once
 from requestforge._verbs import VerbMethods
 
 if TYPE_CHECKING:
@@ -73,8 +78,25 @@ class HttpClient(VerbMethods):
     """A thread-safe HTTP client: share one instance between all your threads.
 
     Each thread lazily gets its own ``requests.Session`` (connection pools are not shared
-    between threads). Pass ``session=`` to use one session of your own for every thread
-    instead; you are then responsible for its thread-safety and for closing it.
+    between threads), with the config's connection settings: ``verify_ssl`` or the CA
+    bundle, the client certificate, proxies, pool sizes, ``max_redirects``, the initial
+    cookies (or the one client-wide jar of ``with_cookies(shared=True)``: see
+    :attr:`cookies`) and the adapters of ``with_adapter``. ``client.session`` is the calling
+    thread's session, so ``client.session.mount(...)`` (or any change made through it)
+    changes that thread's session only: use ``HttpClientConfigBuilder.with_adapter`` to
+    mount an adapter on every thread's session.
+
+    ``session_factory=`` makes each thread's session instead. The client gives it every
+    connection setting that differs from its default: proxies (added over the factory's
+    own), the client certificate, ``verify_ssl`` or the CA bundle, ``max_redirects``, the
+    cookies (``shared=True`` replaces the session's jar with the client's) and the
+    ``with_adapter`` adapters. Pool sizes are not applied: the factory owns its
+    ``http://`` and ``https://`` adapters (``with_adapter`` replaces them). Such a session
+    reads the environment as a stock session does, on every request, and
+    ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` override ``verify_ssl=False`` or a CA bundle
+    there, as in requests. ``session=`` makes every thread use that one session, exactly as
+    given, with none of the config's connection settings; its thread-safety and closing
+    are then yours.
 
     The sessions this client creates honour the environment as a stock session does
     (``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``ALL_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``
@@ -82,8 +104,9 @@ class HttpClient(VerbMethods):
     on every request: a change to the environment after a thread's session has talked to
     a host is not seen by that session. A new client (or a new thread) sees it. Explicit
     settings beat ambient ones: ``.netrc`` never replaces an ``Authorization`` header set
-    by an auth hook, and a CA bundle variable never overrides ``verify_ssl=False``. Sessions
-    from ``session=`` or ``session_factory=`` are used exactly as given.
+    by an auth hook, and a CA bundle variable never overrides ``verify_ssl=False`` or a CA
+    bundle of the config. Proxies keep requests' precedence: a request's ``proxies=``, then
+    the environment's, then ``with_proxies``.
     """
 
     def __init__(
@@ -97,7 +120,8 @@ class HttpClient(VerbMethods):
         if not isinstance(self._config, HttpClientConfig):
             raise TypeError(f"config must be an HttpClientConfig, got {config!r}")
         self._session = session
-        self._session_factory = session_factory or self._configured_session
+        # Also what a Pool built on this client makes its workers' sessions with.
+        self._session_factory = SessionFactory(self._config, session_factory)
         self._session_lock = threading.Lock()
         self._local = threading.local()
         self._finalizers: list[weakref.finalize[Any, Any]] = []
@@ -107,6 +131,21 @@ class HttpClient(VerbMethods):
     def config(self) -> HttpClientConfig:
         """The immutable configuration this client was built with."""
         return self._config
+
+    @property
+    def cookies(self) -> RequestsCookieJar:
+        """The jar this thread's requests send cookies from and store them in.
+
+        With ``with_cookies(shared=True)`` it is the client's one jar, used by every
+        thread's session (safe to read and change from any thread). Otherwise it is the
+        calling thread's session's own jar: each thread has its own, as it has its own
+        session, and a cookie set in one thread is not sent by another. With ``session=``
+        it is that session's jar.
+        """
+        if self._session is not None:
+            return self._session.cookies
+        shared = self._session_factory.shared_cookies
+        return shared if shared is not None else self.session.cookies
 
     @property
     def session(self) -> requests.Session:
@@ -127,22 +166,6 @@ class HttpClient(VerbMethods):
             self._finalizers.append(weakref.finalize(slot, slot.session.close))
             self._local.slot = slot
         return slot
-
-    def _configured_session(self) -> requests.Session:
-        """A new session with this client's TLS setting and connection-pool sizes, which
-        reads the environment once per host (see the class docstring)."""
-        session = CachedEnvironmentSession()
-        session.verify = self._config.verify_ssl
-        for prefix in ("http://", "https://"):
-            session.mount(
-                prefix,
-                HTTPAdapter(
-                    pool_connections=self._config.pool_connections,
-                    pool_maxsize=self._config.pool_maxsize,
-                    max_retries=0,
-                ),
-            )
-        return session
 
     def close(self) -> None:
         """Close every session this client created, in every thread. The client is then done."""
@@ -178,6 +201,7 @@ class HttpClient(VerbMethods):
         timeout: float | tuple[float, float] | None = None,
         allow_redirects: bool = True,
         proxies: Mapping[str, str] | None = None,
+        stream: bool = False,
         verify: bool | str | None = None,
         cert: str | tuple[str, str] | None = None,
         json: Any = None,
@@ -192,8 +216,12 @@ class HttpClient(VerbMethods):
         ``default_timeout``. ``files`` is a multipart upload built by requests. ``auth``
         (a ``(user, password)`` tuple or a ``requests.auth.AuthBase``) replaces the
         configured auth hook for this request. ``proxies``, ``verify`` and ``cert`` beat
-        the environment and the client's settings for this request, as in requests. A
-        keyword of the wrong type raises :class:`~requestforge.InvalidRequestError`.
+        the environment and the client's settings for this request, as in requests.
+        ``stream=True`` leaves the body on the connection until it is read (see
+        :class:`~requestforge.HttpResponse`); hooks, auth, the 401 renewal and retries all
+        run before that. Redirects are followed unless ``allow_redirects=False``; what
+        travels to another origin is described in the client guide. A keyword of the
+        wrong type raises :class:`~requestforge.InvalidRequestError`.
         """
         verb = parse_method(method)
         if self._closed:
@@ -216,6 +244,7 @@ class HttpClient(VerbMethods):
             proxies,
             verify,
             cert,
+            stream,
         )
         return self.send(request)
 
@@ -242,19 +271,17 @@ class HttpClient(VerbMethods):
 
     # -- the request flow ----------------------------------------------------------------
 
-    def send(self, request: HttpRequest) -> HttpResponse:
-        """Run ``request`` through hooks, auth, retries and the transport; see the module doc."""
-        if self._closed:
-            raise ClientClosedError("this HttpClient has been closed")
+    def send(
+        self, request: HttpRequest | requests.Request | requests.PreparedRequest
+    ) -> HttpResponse:
+        """Run ``request`` through hooks, auth, retries and the transport; see the module doc.
+
+        A ``requests.Request`` or ``PreparedRequest`` is taken as the request it describes
+        (a prepared one exactly as prepared); their ``hooks=`` are refused, not ignored.
+        """
         config = self._config
-        url = self._resolve(request.url)
-        if url is not request.url:
-            request = replace(request, url=url)
         retry = config.retry_strategy
-        context = RequestContext(request=request, max_retries=retry.max_retries)
-        for request_hook in config.request_hooks:
-            request = request_hook.before_request(request, context)
-        context.request = request
+        request, context = self._start(request)
         # A per-request auth= replaces the configured hook for this request (requests'
         # precedence of request auth over session auth).
         auth = config.auth_hook if request.auth is None else None
@@ -268,7 +295,7 @@ class HttpClient(VerbMethods):
                 self._run_error_hooks(refused, context)
                 raise
             try:
-                response = send_once(self.session, outgoing, config.default_timeout)
+                response, answered = self._exchange(request, outgoing, auth, context, body_start)
             except TransportError as error:
                 retry.after_attempt(context, None, error)
                 context.last_response, context.last_error = None, error
@@ -279,11 +306,17 @@ class HttpClient(VerbMethods):
                 retry.after_attempt(context, None, error)
                 raise
             retry.after_attempt(context, response, None)
-            if response.status_code == 401 and auth is not None and not reauthenticated:
+            if (
+                response.status_code == 401
+                and auth is not None
+                and answered is not None
+                and not reauthenticated
+            ):
                 reauthenticated = True
                 # Renew even when the body cannot be resent, so the next call works.
-                renewed = auth.on_unauthorized(outgoing, response, context)
+                renewed = auth.on_unauthorized(answered, response, context)
                 if renewed and request.has_replayable_body:
+                    response.close()
                     _rewind(body_start)
                     continue
             if response.status_code in retry.retry_statuses:
@@ -294,12 +327,59 @@ class HttpClient(VerbMethods):
                     response=response,
                 )
                 if self._give_up_or_wait(context, failure, response=response):
+                    response.close()
                     _rewind(body_start)
                     continue
             break
         for response_hook in config.response_hooks:
             response = response_hook.after_response(response, context)
         return response
+
+    def _start(
+        self, request: HttpRequest | requests.Request | requests.PreparedRequest
+    ) -> tuple[HttpRequest, RequestContext]:
+        """The request with its URL resolved and the request hooks run, and its context."""
+        if self._closed:
+            raise ClientClosedError("this HttpClient has been closed")
+        request = adopt(request)
+        url = self._resolve(request.url)
+        if url is not request.url:
+            request = replace(request, url=url)
+        context = RequestContext(
+            request=request, max_retries=self._config.retry_strategy.max_retries
+        )
+        for request_hook in self._config.request_hooks:
+            request = request_hook.before_request(request, context)
+        context.request = request
+        return request, context
+
+    def _exchange(
+        self,
+        request: HttpRequest,
+        outgoing: HttpRequest,
+        auth: AuthHookInterface | None,
+        context: RequestContext,
+        body_start: list[tuple[Any, int]],
+    ) -> tuple[HttpResponse, HttpRequest | None]:
+        """One attempt: send ``outgoing`` (``request`` after the auth hook), then follow
+        its redirects. Also returns the request the last response answered when it went
+        with our credentials, or ``None`` once a redirect left the origin."""
+        session = self.session
+        timeout = self._config.default_timeout
+        sent = outgoing
+
+        def send(hop: HttpRequest, trusted: bool) -> HttpResponse:
+            nonlocal sent
+            sent = auth.before_request(hop, context) if trusted and auth is not None else hop
+            return send_once(session, sent, timeout)
+
+        response = send_once(session, outgoing, timeout)
+        if not request.allow_redirects or response.status_code not in REDIRECT_STATUSES:
+            return response, outgoing
+        response, trusted = follow_redirects(
+            response, request, send, session=session, rewind=lambda: _rewind(body_start)
+        )
+        return response, sent if trusted else None
 
     def _give_up_or_wait(
         self,

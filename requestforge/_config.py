@@ -8,12 +8,14 @@ was made. The builder only records what it is told and constructs everything in
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from http.cookiejar import Cookie, CookieJar
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 from urllib.parse import urlsplit
+
+from requests.adapters import BaseAdapter
 
 from requestforge._auth import (
     ApiKeyAuthHook,
@@ -25,6 +27,7 @@ from requestforge._auth import (
 )
 from requestforge._exceptions import ConfigurationError
 from requestforge._hooks import ErrorHookInterface, RequestHookInterface, ResponseHookInterface
+from requestforge._redact import REDACTED, redact_url
 
 if TYPE_CHECKING:
     from requestforge._token_manager import TokenManager
@@ -33,16 +36,41 @@ from requestforge._retry import (
     NoRetryStrategy,
     RetryStrategyInterface,
 )
-from requestforge._validate import valid_timeout
+from requestforge._validate import (
+    copy_cookie,
+    count,
+    existing_path,
+    flag,
+    valid_adapter,
+    valid_client_cert,
+    valid_cookies,
+    valid_proxies,
+    valid_timeout,
+    valid_verify,
+)
 
 __all__ = ["HttpClientConfig", "HttpClientConfigBuilder"]
 
 _H = TypeVar("_H")
 
 
-@dataclass(frozen=True, slots=True)
+#: Makes a new transport adapter: each thread's session mounts one of its own.
+AdapterFactory = Callable[[], BaseAdapter]
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class HttpClientConfig:
-    """Everything an :class:`~requestforge.HttpClient` needs, validated once, shared freely."""
+    """Everything an :class:`~requestforge.HttpClient` needs, validated once, shared freely.
+
+    The connection settings (``verify_ssl``, ``client_cert``, ``proxies``, ``max_redirects``,
+    ``cookies``, ``adapters``, the pool sizes) become attributes of every thread's
+    ``requests.Session``; see :class:`~requestforge.HttpClient` for sessions from a
+    ``session_factory``. The repr never shows a proxy's password or a cookie's value.
+    """
+
+    #: requests' own default (``requests.models.DEFAULT_REDIRECT_LIMIT``), so a client that
+    #: does not ask for another limit follows redirects exactly as a stock session does.
+    DEFAULT_MAX_REDIRECTS: ClassVar[int] = 30
 
     #: Relative request URLs are joined onto this; ``None`` means only absolute URLs work.
     base_url: str | None = None
@@ -50,7 +78,8 @@ class HttpClientConfig:
     #: finite and > 0, so no request hangs forever.
     default_timeout: float | tuple[float, float] = 30.0
     default_headers: Mapping[str, str] = field(default_factory=dict)
-    #: ``True``, ``False``, or the path of a CA bundle.
+    #: ``True``, ``False``, or the path of a CA bundle (a file, or a directory prepared with
+    #: ``c_rehash``): ``with_verify_ssl`` or ``with_ca_bundle``.
     verify_ssl: bool | str = True
     retry_strategy: RetryStrategyInterface = field(default_factory=NoRetryStrategy)
     auth_hook: AuthHookInterface | None = None
@@ -61,18 +90,29 @@ class HttpClientConfig:
     pool_connections: int = 10
     #: How many connections each of those pools keeps alive.
     pool_maxsize: int = 10
+    #: requests' ``proxies`` (read-only): proxy URLs by target (``"http"``, ``"https"``,
+    #: ``"all"``, ``"https://api.example.com"``), and ``"no_proxy"``.
+    proxies: Mapping[str, str] = field(default_factory=dict)
+    #: The client certificate for mutual TLS: one PEM file with certificate and key, or a
+    #: ``(certificate, key)`` pair of paths; ``None`` presents none.
+    client_cert: str | tuple[str, str] | None = None
+    #: Redirects a request follows before it fails with ``TooManyRedirectsError``.
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
+    #: Cookies every thread's session starts with, as read-only ``Cookie`` objects (each
+    #: session gets copies); a mapping or a ``CookieJar`` given here is converted.
+    cookies: tuple[Cookie, ...] = ()
+    #: One jar for the whole client, shared by every thread's session, instead of a jar
+    #: per thread; each ``HttpClient`` makes its own (see ``HttpClient.cookies``).
+    shared_cookies: bool = False
+    #: ``(prefix, factory)`` pairs: each thread's session mounts ``factory()`` at ``prefix``.
+    adapters: tuple[tuple[str, AdapterFactory], ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "base_url", _valid_base_url(self.base_url))
         set_(self, "default_timeout", valid_timeout("timeout", self.default_timeout))
         set_(self, "default_headers", _valid_headers(self.default_headers))
-        if not isinstance(self.verify_ssl, bool | str):
-            raise ConfigurationError(
-                f"verify_ssl must be a bool or a CA bundle path, got {self.verify_ssl!r}"
-            )
-        if isinstance(self.verify_ssl, str) and not os.path.exists(self.verify_ssl):
-            raise ConfigurationError(f"verify_ssl CA bundle not found: {self.verify_ssl!r}")
+        set_(self, "verify_ssl", valid_verify("verify_ssl", self.verify_ssl))
         _check_type("retry_strategy", self.retry_strategy, RetryStrategyInterface)
         if self.auth_hook is not None:
             _check_type("auth_hook", self.auth_hook, AuthHookInterface)
@@ -91,6 +131,127 @@ class HttpClientConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+        set_(self, "proxies", MappingProxyType(valid_proxies("proxies", self.proxies)))
+        set_(self, "client_cert", valid_client_cert("client_cert", self.client_cert))
+        set_(self, "max_redirects", count("max_redirects", self.max_redirects, minimum=0))
+        cookies = valid_cookies("cookies", self.cookies)
+        set_(self, "cookies", tuple(copy_cookie(cookie, _FrozenCookie) for cookie in cookies))
+        set_(self, "shared_cookies", flag("shared_cookies", self.shared_cookies))
+        set_(self, "adapters", _valid_adapters(self.adapters))
+
+    def __repr__(self) -> str:
+        # The dataclass repr, with proxy URLs redacted (user:password@proxy is common).
+        shown = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "proxies":
+                value = {key: redact_url(url) for key, url in value.items()}
+            shown.append(f"{item.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+
+#: The fields that say how to reach a server (TLS, proxies, pools, redirects, adapters), not
+#: what to send it: a token provider given ``config=`` builds its own client from these.
+CONNECTION_FIELDS: Final = (
+    "verify_ssl",
+    "client_cert",
+    "proxies",
+    "adapters",
+    "pool_connections",
+    "pool_maxsize",
+    "max_redirects",
+)
+
+
+def connection_settings(config: HttpClientConfig) -> dict[str, Any]:
+    """``config``'s :data:`CONNECTION_FIELDS`, as keywords for another ``HttpClientConfig``."""
+    return {name: getattr(config, name) for name in CONNECTION_FIELDS}
+
+
+class _FrozenCookie(Cookie):
+    """A ``Cookie`` that cannot be changed, equal to another with the same attributes, and
+    whose repr hides its value (a cookie is a credential as often as not).
+
+    A config's initial cookies are shared by every client and thread that uses it: each
+    session gets mutable copies, never these.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        object.__setattr__(self, "_rest", MappingProxyType(dict(getattr(self, "_rest", {}))))
+        object.__setattr__(self, "_frozen", True)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if getattr(self, "_frozen", False):
+            raise AttributeError(f"a config's cookie is read-only (cannot set {name!r})")
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a config's cookie is read-only (cannot delete {name!r})")
+
+    def set_nonstandard_attr(self, name: str, value: str) -> None:
+        """Refused: the cookie is read-only."""
+        raise AttributeError(f"a config's cookie is read-only (cannot set {name!r})")
+
+    def _key(self) -> tuple[object, ...]:
+        rest: Mapping[str, object] = getattr(self, "_rest", {})
+        return (
+            self.version,
+            self.name,
+            self.value,
+            self.port,
+            self.port_specified,
+            self.domain,
+            self.domain_specified,
+            self.domain_initial_dot,
+            self.path,
+            self.path_specified,
+            self.secure,
+            self.expires,
+            self.discard,
+            self.comment,
+            self.comment_url,
+            tuple(sorted(rest.items(), key=lambda item: item[0])),
+            self.rfc2109,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _FrozenCookie):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Cookie(name={self.name!r}, value={REDACTED!r}, domain={self.domain!r}, "
+            f"path={self.path!r})"
+        )
+
+    def __str__(self) -> str:
+        return f"<Cookie {self.name}={REDACTED} for {self.domain}{self.path}>"
+
+
+def _snapshot(cookies: object) -> object:
+    """A builder's own copy of the cookies it is given, so the caller's later changes to
+    them do not change what it builds; anything else is kept for build() to refuse."""
+    if isinstance(cookies, CookieJar):
+        return [copy_cookie(cookie, Cookie) for cookie in list(cookies)]
+    if isinstance(cookies, Mapping):
+        return dict(cookies)
+    return cookies
+
+
+def _valid_adapters(adapters: object) -> tuple[tuple[str, AdapterFactory], ...]:
+    if isinstance(adapters, str | bytes) or not isinstance(adapters, Iterable):
+        raise ConfigurationError(f"adapters must be (prefix, factory) pairs, got {adapters!r}")
+    result = []
+    for pair in adapters:
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise ConfigurationError(f"each adapter must be a (prefix, factory) pair, got {pair!r}")
+        result.append(valid_adapter(*pair))
+    return tuple(result)
 
 
 def _valid_base_url(url: object) -> str | None:
@@ -150,9 +311,11 @@ class HttpClientConfigBuilder:
     _response_hooks: tuple[ResponseHookInterface, ...] = ()
     _error_hooks: tuple[ErrorHookInterface, ...] = ()
     _headers: Mapping[str, str] = field(default_factory=dict)
+    _adapters: tuple[tuple[str, AdapterFactory], ...] = ()
 
-    def _set(self, **settings: Any) -> HttpClientConfigBuilder:
-        return replace(self, _settings={**self._settings, **settings})
+    def _set(self, *, replacing: str = "", **settings: Any) -> HttpClientConfigBuilder:
+        kept = {name: value for name, value in self._settings.items() if name != replacing}
+        return replace(self, _settings={**kept, **settings})
 
     def with_base_url(self, base_url: str) -> HttpClientConfigBuilder:
         """Join relative request URLs onto ``base_url``."""
@@ -176,7 +339,63 @@ class HttpClientConfigBuilder:
 
     def with_verify_ssl(self, verify: bool | str) -> HttpClientConfigBuilder:
         """Verify TLS certificates (default), skip verification, or use a CA bundle path."""
-        return self._set(verify_ssl=verify)
+        return self._set(verify_ssl=verify, replacing="ca_bundle")
+
+    def with_ca_bundle(self, path: str) -> HttpClientConfigBuilder:
+        """Verify servers against this CA bundle: a PEM file, or a directory prepared with
+        ``c_rehash``, as requests takes them. It sets ``verify_ssl``, so the later of this
+        and :meth:`with_verify_ssl` wins; the path must exist when :meth:`build` runs."""
+        return self._set(ca_bundle=path, replacing="verify_ssl")
+
+    def with_client_cert(self, cert: str, key: str | None = None) -> HttpClientConfigBuilder:
+        """Present this client certificate (mutual TLS): ``cert`` is a PEM file holding the
+        certificate, and the private key too unless ``key`` names the key's file. Both must
+        exist when :meth:`build` runs; an encrypted key is not supported (nor by requests)."""
+        return self._set(client_cert=cert if key is None else (cert, key))
+
+    def with_proxies(self, proxies: Mapping[str, str]) -> HttpClientConfigBuilder:
+        """Send requests through proxies, as requests' ``session.proxies``: keys ``"http"``,
+        ``"https"`` or ``"all"``, alone or with ``"://host"`` for one host, map to proxy URLs
+        (``http``, ``https`` or ``socks5`` ...); ``"no_proxy"`` takes requests' meaning.
+
+        Precedence is exactly requests': for the same key a request's ``proxies=`` wins,
+        then the environment's proxy variables (``HTTPS_PROXY`` ...), then these; across
+        keys ``"https://host"`` beats ``"https"``, then ``"all://host"``, then ``"all"``,
+        wherever each came from. A later call replaces these proxies.
+        """
+        return self._set(proxies=dict(proxies) if isinstance(proxies, Mapping) else proxies)
+
+    def with_max_redirects(self, max_redirects: int) -> HttpClientConfigBuilder:
+        """Follow at most this many redirects (an integer >= 0; requests' default is 30), then
+        fail with ``TooManyRedirectsError``: ``session.max_redirects`` of every session."""
+        return self._set(max_redirects=max_redirects)
+
+    def with_cookies(
+        self, cookies: Mapping[str, str] | CookieJar, *, shared: bool = False
+    ) -> HttpClientConfigBuilder:
+        """Start every thread's session with these cookies (a mapping's are sent to every
+        host, as requests does with a dict; a ``CookieJar``'s keep their domain and path).
+
+        By default each thread's session has its own jar with its own copy, so a cookie a
+        response sets is sent back only by that thread, as today. ``shared=True`` gives the
+        client one jar instead, used by every thread's session and safe to use from all of
+        them at once: a login cookie one thread receives is sent by every thread. Each
+        ``HttpClient`` built from the config has its own shared jar (``client.cookies``).
+        The cookies are copied now; a later call replaces them and ``shared``.
+        """
+        return self._set(cookies=_snapshot(cookies), shared_cookies=shared)
+
+    def with_adapter(self, prefix: str, factory: AdapterFactory) -> HttpClientConfigBuilder:
+        """Mount ``factory()`` at ``prefix`` on every thread's session, after the default
+        adapters, so requests picks the longest matching prefix as always.
+
+        Each thread's session needs an adapter of its own (an adapter holds a connection
+        pool), hence a factory: the adapter class, or a lambda that makes one. Adding the
+        same prefix again replaces the earlier factory. The client's pool sizes do not apply
+        to these adapters; they are the factory's.
+        """
+        kept = tuple(pair for pair in self._adapters if pair[0] != prefix)
+        return replace(self, _adapters=(*kept, (prefix, factory)))
 
     def with_pool_size(
         self, maxsize: int, *, connections: int | None = None
@@ -245,6 +464,10 @@ class HttpClientConfigBuilder:
         else:
             auth = CompositeAuthHook(*auth_hooks)
         settings: dict[str, Any] = dict(self._settings)
+        if "ca_bundle" in settings:
+            settings["verify_ssl"] = existing_path("ca_bundle", settings.pop("ca_bundle"))
+        if self._adapters:
+            settings["adapters"] = self._adapters
         if self._retry is not None:
             try:
                 settings["retry_strategy"] = self._retry()

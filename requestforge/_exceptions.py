@@ -8,6 +8,7 @@
     │   └── InvalidURLError                   no scheme/host, or relative without a base URL
     ├── ClientClosedError (RuntimeError)      the client was used after close()
     ├── ResponseDecodeError (ValueError)      a body that is not the JSON it claims to be
+    ├── StreamConsumedError (RuntimeError)    a streamed body read again after iterating it
     ├── TokenError                            getting an access token failed
     │   ├── TokenResponseError (ValueError)   the token endpoint's answer is not a token response
     │   ├── TokenEndpointError                the token endpoint refused or failed (OAuth ``error``)
@@ -35,7 +36,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from requestforge._models import HttpRequest, HttpResponse
+    from requestforge._models import HttpRequest
+    from requestforge._response import HttpResponse
 
 __all__ = [
     "CircuitOpenError",
@@ -54,6 +56,7 @@ __all__ = [
     "RequestForgeError",
     "RequestTimeoutError",
     "ResponseDecodeError",
+    "StreamConsumedError",
     "TokenEndpointError",
     "TokenError",
     "TokenResponseError",
@@ -100,6 +103,11 @@ class ClientClosedError(RequestForgeError, RuntimeError):
 
 class ResponseDecodeError(RequestForgeError, ValueError):
     """The response body could not be decoded as JSON."""
+
+
+class StreamConsumedError(RequestForgeError, RuntimeError):
+    """A streamed response's body was asked for after ``iter_content()`` / ``iter_lines()``
+    had already read it from the connection: it was never kept, so it is gone."""
 
 
 class TokenError(RequestForgeError):

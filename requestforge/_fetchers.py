@@ -9,6 +9,12 @@ that receive the :class:`~requestforge.FetchContext`.
 Failures are typed and never quote a token: the endpoint answering non-2xx or not at all is
 a :class:`~requestforge.TokenEndpointError`; a 2xx without a usable token is a
 :class:`~requestforge.TokenResponseError`.
+
+Requests go through ``client`` if given. Otherwise the step makes its own client (30 s
+timeout, no retries), taking from ``config``, if given, only its connection settings:
+``verify_ssl`` / CA bundle, client certificate, proxies, adapters, pool sizes and max
+redirects, never its base URL, headers, hooks, auth, retries or cookies. ``client`` and
+``config`` together are a :class:`~requestforge.ConfigurationError`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any, Final, TypeAlias
 
 from requestforge._client import HttpClient
 from requestforge._clock import Clock, get_default_clock
+from requestforge._config import HttpClientConfig, connection_settings
 from requestforge._exceptions import (
     CircuitOpenError,
     ConfigurationError,
@@ -32,10 +39,12 @@ from requestforge._exceptions import (
     TransportError,
 )
 from requestforge._hooks import _valid_header_name
-from requestforge._models import HttpResponse, merge_headers, parse_method
+from requestforge._models import merge_headers, parse_method
 from requestforge._pipeline import FetchContext, TokenFetcherInterface
 from requestforge._redact import redact_url
+from requestforge._response import HttpResponse
 from requestforge._tokens import TokenData, _parse_expires_in
+from requestforge._validate import connection_config
 
 __all__ = ["BodyTokenFetcher", "HeaderTokenFetcher"]
 
@@ -62,6 +71,7 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         depends_on: Iterable[str] = (),
         ttl: float | None = None,
         client: HttpClient | None = None,
+        config: HttpClientConfig | None = None,
         headers: HeadersArg = None,
         json: BodyArg = None,
         data: BodyArg = None,
@@ -72,6 +82,7 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         super().__init__(name, depends_on=depends_on, ttl=ttl)
         if client is not None and not isinstance(client, HttpClient):
             raise ConfigurationError(f"client must be an HttpClient, got {type(client).__name__}")
+        connection = connection_config(config, client=client)
         if not isinstance(url, str) or not url.strip():
             raise ConfigurationError(f"url of step {name!r} must be a non-empty string")
         absolute = url[:8].lower().startswith(("http://", "https://"))
@@ -98,7 +109,11 @@ class _HttpTokenFetcher(TokenFetcherInterface):
             raise ConfigurationError(f"clock must be a Clock, got {type(clock).__name__}")
         self._url = url
         self._owns_client = client is None
-        self._client = client if client is not None else HttpClient()
+        if client is None:
+            # How to connect, from the config; what to send stays this step's own.
+            settings = connection_settings(connection) if connection is not None else {}
+            client = HttpClient(HttpClientConfig(**settings))
+        self._client = client
         self._headers = headers
         self._json = json
         self._data = data
@@ -226,6 +241,7 @@ class HeaderTokenFetcher(_HttpTokenFetcher):
         depends_on: Iterable[str] = (),
         ttl: float | None = None,
         client: HttpClient | None = None,
+        config: HttpClientConfig | None = None,
         headers: HeadersArg = None,
         json: BodyArg = None,
         data: BodyArg = None,
@@ -241,6 +257,7 @@ class HeaderTokenFetcher(_HttpTokenFetcher):
             depends_on=depends_on,
             ttl=ttl,
             client=client,
+            config=config,
             headers=headers,
             json=json,
             data=data,
@@ -289,6 +306,7 @@ class BodyTokenFetcher(_HttpTokenFetcher):
         depends_on: Iterable[str] = (),
         ttl: float | None = None,
         client: HttpClient | None = None,
+        config: HttpClientConfig | None = None,
         headers: HeadersArg = None,
         json: BodyArg = None,
         data: BodyArg = None,
@@ -312,6 +330,7 @@ class BodyTokenFetcher(_HttpTokenFetcher):
             depends_on=depends_on,
             ttl=ttl,
             client=client,
+            config=config,
             headers=headers,
             json=json,
             data=data,

@@ -20,8 +20,9 @@ from uuid import uuid4
 
 from requestforge._clock import get_default_clock
 from requestforge._exceptions import ConfigurationError, InvalidRequestError
-from requestforge._models import HttpRequest, HttpResponse, RequestContext, _pairs
+from requestforge._models import HttpRequest, RequestContext, _pairs
 from requestforge._redact import REDACTED, redact_headers, redact_pairs, redact_url
+from requestforge._response import HttpResponse
 from requestforge._retry import parse_retry_after
 
 __all__ = [

@@ -1,7 +1,8 @@
-"""The data that flows through a request: method, request, response and per-request context.
+"""The data that flows through a request: method, request and per-request context.
 
-``HttpRequest`` and ``HttpResponse`` are frozen (headers are read-only mappings), so they
-can be shared between threads and hooks return new instances instead of mutating.
+``HttpRequest`` (like ``HttpResponse``, in ``_response.py``) is frozen (headers are
+read-only mappings), so it can be shared between threads and hooks return new instances
+instead of mutating.
 ``RequestContext`` is the one mutable object, and it belongs to a single request.
 
 A method is an :class:`HttpMethod` (the standard ones) or an :class:`ExtensionMethod` (any
@@ -10,28 +11,21 @@ other RFC 9110 token, such as ``PROPFIND``); both have ``value`` and ``is_idempo
 
 from __future__ import annotations
 
-import codecs
 import json as jsonlib
 import shlex
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from enum import Enum
 from http.cookiejar import CookieJar
 from types import MappingProxyType
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-import requests
 from requests.auth import AuthBase
-from requests.cookies import RequestsCookieJar
-from requests.utils import parse_header_links
 
 from requestforge._exceptions import (
-    HttpStatusError,
     InvalidRequestError,
     RequestForgeError,
-    ResponseDecodeError,
 )
 from requestforge._redact import (
     REDACTED,
@@ -41,9 +35,12 @@ from requestforge._redact import (
     redact_pairs,
     redact_url,
 )
-from requestforge._validate import count, valid_method, valid_request_options, valid_timeout
+from requestforge._validate import valid_method, valid_request_options, valid_timeout
 
-__all__ = ["ExtensionMethod", "HttpMethod", "HttpRequest", "HttpResponse", "RequestContext"]
+if TYPE_CHECKING:
+    from requestforge._response import HttpResponse
+
+__all__ = ["ExtensionMethod", "HttpMethod", "HttpRequest", "RequestContext"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -190,6 +187,7 @@ class HttpRequest:
     proxies: Mapping[str, str] | None = None
     verify: bool | str | None = None
     cert: str | tuple[str, str] | None = None
+    stream: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -204,6 +202,7 @@ class HttpRequest:
             and self.files is None
             and self.auth is None
             and self.allow_redirects is True
+            and self.stream is False
             and self.proxies is None
             and self.verify is None
             and self.cert is None
@@ -214,6 +213,7 @@ class HttpRequest:
             files=self.files,
             auth=self.auth,
             allow_redirects=self.allow_redirects,
+            stream=self.stream,
             proxies=self.proxies,
             verify=self.verify,
             cert=self.cert,
@@ -266,6 +266,7 @@ class HttpRequest:
             ),
             "verify": self.verify,
             "cert": self.cert,
+            "stream": self.stream,
         }
 
     def to_curl(self) -> str:
@@ -358,241 +359,6 @@ def _redacted_body(data: Any) -> str:  # noqa: PLR0911 - one return per body kin
         except ValueError:
             return data
     return f"<{type(data).__name__} body>"
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class HttpResponse:
-    """One HTTP response, immutable, with the body already read.
-
-    It offers what code written for ``requests.Response`` reads (``ok``, ``reason``,
-    ``elapsed``, ``encoding``, ``links``, ``cookies``, ``history``, ``iter_content()``,
-    ``iter_lines()``), and ``raw_response`` for anything else. ``history`` holds the
-    redirects followed, oldest first. ``raw_response`` is the ``requests.Response`` this
-    was built from, or ``None`` for a response built by hand (or by a hook that made a new
-    one instead of using :func:`dataclasses.replace`); it is not part of equality or repr.
-    """
-
-    status_code: int
-    headers: Mapping[str, str]
-    content: bytes
-    url: str
-    elapsed_ms: float = 0.0
-    request: HttpRequest | None = None
-    reason: str = ""
-    encoding: str | None = None
-    history: tuple[HttpResponse, ...] = ()
-    raw_response: requests.Response | None = field(default=None, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        """Whether the status is below 400, as in requests: ``raise_for_status()`` passes."""
-        return self.status_code < 400
-
-    @property
-    def elapsed(self) -> timedelta:
-        """``elapsed_ms`` as a ``timedelta``: from sending the request to the body's last byte."""
-        return timedelta(milliseconds=self.elapsed_ms)
-
-    @property
-    def links(self) -> dict[str, dict[str, str]]:
-        """The ``Link`` header parsed as requests does, keyed by ``rel`` (or else by URL)."""
-        header = header_value(self.headers, "link")
-        resolved: dict[str, dict[str, str]] = {}
-        if header:
-            for link in parse_header_links(header):
-                key = link.get("rel") or link.get("url")
-                if key is not None:
-                    resolved[key] = link
-        return resolved
-
-    @property
-    def cookies(self) -> RequestsCookieJar:
-        """The cookies this response set, as requests' ``response.cookies`` has them.
-
-        A new jar on every access, holding copies: changing it changes neither this
-        response nor any session. Empty when there is no ``raw_response``.
-        """
-        jar = RequestsCookieJar()
-        if self.raw_response is not None:
-            jar.update(self.raw_response.cookies)
-        return jar
-
-    @overload
-    def iter_content(
-        self, chunk_size: int | None = 1, decode_unicode: Literal[False] = False
-    ) -> Iterator[bytes]: ...
-    @overload
-    def iter_content(
-        self, chunk_size: int | None, decode_unicode: Literal[True]
-    ) -> Iterator[str]: ...
-    @overload
-    def iter_content(
-        self, chunk_size: int | None = 1, *, decode_unicode: Literal[True]
-    ) -> Iterator[str]: ...
-    @overload
-    def iter_content(
-        self, chunk_size: int | None = 1, decode_unicode: bool = False
-    ) -> Iterator[bytes] | Iterator[str]: ...
-    def iter_content(
-        self, chunk_size: int | None = 1, decode_unicode: bool = False
-    ) -> Iterator[bytes] | Iterator[str]:
-        """The body in pieces of ``chunk_size`` bytes (``None``: all at once), as requests
-        iterates a body it has read.
-
-        With ``decode_unicode`` the pieces are decoded incrementally with the charset
-        ``text`` uses, so they join to ``text``; unlike requests, that is UTF-8 when the
-        server declared no charset (requests then hands back bytes).
-        """
-        chunks = _slices(self.content, _chunk_size(chunk_size))
-        return _decode(chunks, self.encoding) if decode_unicode else chunks
-
-    @overload
-    def iter_lines(
-        self,
-        chunk_size: int | None = 512,
-        decode_unicode: Literal[False] = False,
-        delimiter: bytes | None = None,
-    ) -> Iterator[bytes]: ...
-    @overload
-    def iter_lines(
-        self,
-        chunk_size: int | None = 512,
-        *,
-        decode_unicode: Literal[True],
-        delimiter: str | None = None,
-    ) -> Iterator[str]: ...
-    def iter_lines(
-        self,
-        chunk_size: int | None = 512,
-        decode_unicode: bool = False,
-        delimiter: bytes | str | None = None,
-    ) -> Iterator[bytes] | Iterator[str]:
-        """The body's lines, without their line breaks, split as ``splitlines()`` does
-        (or on ``delimiter``); with ``decode_unicode``, as ``str`` (see :meth:`iter_content`).
-
-        The body is already read, so ``chunk_size`` (checked, for requests' signature)
-        does not change the result. The lines are those requests yields for a body that
-        fits one chunk, whatever the body's length: requests splits each chunk on its own
-        and can yield an extra empty line where a ``\\r\\n`` or a delimiter straddles two
-        chunks; this never does.
-        """
-        _chunk_size(chunk_size)
-        kind = str if decode_unicode else bytes
-        if delimiter is not None and not isinstance(delimiter, kind):
-            raise InvalidRequestError(
-                f"delimiter must be {kind.__name__} when decode_unicode is {bool(decode_unicode)},"
-                f" got {type(delimiter).__name__}"
-            )
-        if not self.content:
-            return iter(())
-        if decode_unicode:
-            text = self.text
-            return iter(
-                text.split(delimiter)
-                if isinstance(delimiter, str) and delimiter
-                else text.splitlines()
-            )
-        content = self.content
-        return iter(
-            content.split(delimiter)
-            if isinstance(delimiter, bytes) and delimiter
-            else content.splitlines()
-        )
-
-    @property
-    def text(self) -> str:
-        """The body decoded with the charset the server declared (UTF-8 when it declared none)."""
-        try:
-            return self.content.decode(self.encoding or "utf-8", errors="replace")
-        except LookupError:  # a charset Python does not know: fall back like requests does
-            return self.content.decode("utf-8", errors="replace")
-
-    def json(self) -> Any:
-        """The body parsed as JSON; raises :class:`ResponseDecodeError` if it is not JSON."""
-        try:
-            return jsonlib.loads(self.content)
-        except ValueError as exc:
-            raise ResponseDecodeError(
-                f"response from {redact_url(self.url)} is not valid JSON: {exc}", response=self
-            ) from exc
-
-    def json_or_none(self) -> Any:
-        """The body parsed as JSON, or ``None`` when it is empty or not JSON."""
-        try:
-            return jsonlib.loads(self.content) if self.content else None
-        except ValueError:
-            return None
-
-    @property
-    def is_success(self) -> bool:
-        """2xx."""
-        return 200 <= self.status_code < 300
-
-    @property
-    def is_redirect(self) -> bool:
-        """3xx (redirects that ``requests`` did not follow)."""
-        return 300 <= self.status_code < 400
-
-    @property
-    def is_client_error(self) -> bool:
-        """4xx."""
-        return 400 <= self.status_code < 500
-
-    @property
-    def is_server_error(self) -> bool:
-        """5xx."""
-        return 500 <= self.status_code < 600
-
-    def raise_for_status(self) -> HttpResponse:
-        """Raise :class:`HttpStatusError` for a 4xx/5xx response; return ``self`` otherwise."""
-        if self.status_code >= 400:
-            kind = "client error" if self.is_client_error else "server error"
-            reason = f" ({self.reason})" if self.reason else ""
-            raise HttpStatusError(
-                f"{self.status_code} {kind}{reason} for {redact_url(self.url)}", response=self
-            )
-        return self
-
-    def __repr__(self) -> str:
-        method = self.request.method.value if self.request else "?"
-        return f"<HttpResponse [{self.status_code}] {method} {redact_url(self.url)}>"
-
-
-def header_value(headers: Mapping[str, str], name: str) -> str | None:
-    """Look a header up ignoring case, whatever kind of mapping holds it."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lowered = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == lowered), None)
-
-
-def _chunk_size(value: int | None) -> int | None:
-    """``None`` (the whole body at once) or a positive integer."""
-    if value is None:
-        return None
-    return count("chunk_size", value, minimum=1, error=InvalidRequestError)
-
-
-def _slices(content: bytes, size: int | None) -> Iterator[bytes]:
-    step = size or len(content) or 1
-    for start in range(0, len(content), step):
-        yield content[start : start + step]
-
-
-def _decode(chunks: Iterable[bytes], encoding: str | None) -> Iterator[str]:
-    """Decode ``chunks`` as ``HttpResponse.text`` decodes the whole body (errors replaced)."""
-    try:
-        decoder = codecs.getincrementaldecoder(encoding or "utf-8")(errors="replace")
-    except LookupError:  # a charset Python does not know: UTF-8, as text does
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    for chunk in chunks:
-        text = decoder.decode(chunk)
-        if text:
-            yield text
-    text = decoder.decode(b"", final=True)
-    if text:
-        yield text
 
 
 @dataclass(slots=True)

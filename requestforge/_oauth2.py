@@ -17,7 +17,7 @@ from urllib.parse import quote_plus, urlsplit
 
 from requestforge._client import HttpClient
 from requestforge._clock import Clock
-from requestforge._config import HttpClientConfig
+from requestforge._config import HttpClientConfig, connection_settings
 from requestforge._exceptions import (
     CircuitOpenError,
     ConfigurationError,
@@ -27,12 +27,13 @@ from requestforge._exceptions import (
     TokenResponseError,
     TransportError,
 )
-from requestforge._models import HttpMethod, HttpResponse
+from requestforge._models import HttpMethod
 from requestforge._providers import TokenProviderInterface
 from requestforge._redact import REDACTED, redact_url
+from requestforge._response import HttpResponse
 from requestforge._retry import ExponentialBackoffRetryStrategy
 from requestforge._tokens import TokenData
-from requestforge._validate import count, number
+from requestforge._validate import connection_config, count, number
 
 __all__ = ["ClientCredentialsTokenProvider", "PasswordGrantTokenProvider"]
 
@@ -47,7 +48,14 @@ _RESERVED_PARAMS = frozenset(
 
 
 class _OAuth2TokenProvider(TokenProviderInterface):
-    """The token endpoint exchange shared by the grants; subclasses add their form fields."""
+    """The token endpoint exchange shared by the grants; subclasses add their form fields.
+
+    Token requests go through ``client`` if given. Otherwise the provider makes its own
+    client with its ``timeout`` and retries and, from ``config`` if given, only the
+    connection settings (``_config.CONNECTION_FIELDS``): so an mTLS token endpoint
+    (RFC 8705), a private CA or a proxy need no client of your own. The config's base URL,
+    headers, hooks, auth, retries and cookies are not used: they are the API's.
+    """
 
     #: A token endpoint that has not answered in ten seconds is down, not slow; callers of
     #: the TokenManager are waiting on this request.
@@ -85,6 +93,7 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         client: HttpClient | None = None,
+        config: HttpClientConfig | None = None,
         service_name: str | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -105,6 +114,7 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         count("max_retries", max_retries, minimum=0)
         if client is not None and not isinstance(client, HttpClient):
             raise ConfigurationError(f"client must be an HttpClient, got {type(client).__name__}")
+        self._connection = connection_config(config, client=client)
         if clock is not None and not isinstance(clock, Clock):
             raise ConfigurationError(f"clock must be a Clock, got {type(clock).__name__}")
         self._clock = clock
@@ -124,7 +134,12 @@ class _OAuth2TokenProvider(TokenProviderInterface):
             max_retry_after=self.MAX_RETRY_AFTER,
             clock=self._clock,
         )
-        return HttpClient(HttpClientConfig(default_timeout=self._timeout, retry_strategy=retry))
+        # Only how to connect comes from the caller's config: a token request has its own
+        # timeout and retries, and must not carry the API's headers, hooks or credentials.
+        connection = connection_settings(self._connection) if self._connection else {}
+        return HttpClient(
+            HttpClientConfig(default_timeout=self._timeout, retry_strategy=retry, **connection)
+        )
 
     # -- public API ----------------------------------------------------------------------
 
@@ -308,6 +323,12 @@ class ClientCredentialsTokenProvider(_OAuth2TokenProvider):
     its ``client_id`` in the body. ``audience`` and ``extra_params`` are added to every
     token request. Retries (``max_retries``, exponential backoff on the default clock,
     ``Retry-After`` honoured) cover connection errors, timeouts and 429/5xx answers.
+
+    ``client`` sends token requests through an :class:`~requestforge.HttpClient` of yours.
+    Without one, ``config`` lends the provider's own client its connection settings
+    (``verify_ssl`` / CA bundle, client certificate, proxies, adapters, pool sizes, max
+    redirects) and nothing else: for an mTLS token endpoint (RFC 8705) or one behind a
+    proxy. Giving both is a ``ConfigurationError``.
     """
 
     grant_type = "client_credentials"
@@ -338,6 +359,7 @@ class PasswordGrantTokenProvider(_OAuth2TokenProvider):
         timeout: float = _OAuth2TokenProvider.DEFAULT_TIMEOUT,
         max_retries: int = _OAuth2TokenProvider.DEFAULT_MAX_RETRIES,
         client: HttpClient | None = None,
+        config: HttpClientConfig | None = None,
         service_name: str | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -356,6 +378,7 @@ class PasswordGrantTokenProvider(_OAuth2TokenProvider):
             timeout=timeout,
             max_retries=max_retries,
             client=client,
+            config=config,
             service_name=service_name,
             clock=clock,
         )

@@ -45,8 +45,9 @@ from requestforge._exceptions import (
     InvalidRequestError,
     RequestForgeError,
 )
-from requestforge._models import HttpResponse
 from requestforge._redact import redact_url
+from requestforge._response import HttpResponse
+from requestforge._verbs import RequestOptions
 
 __all__ = ["JobResult", "Pool", "ThreadException", "ThreadResponse", "map"]
 
@@ -54,8 +55,8 @@ logger = logging.getLogger("requestforge")
 
 #: The keys a job dict may have: ``method`` (default GET), ``url``, and the keyword arguments
 #: of :meth:`HttpClient.request <requestforge.HttpClient.request>`.
-JOB_KEYS = frozenset({"method", "url", "params", "headers", "json", "data", "timeout"})
-_OPTION_KEYS = ("params", "headers", "json", "data", "timeout")
+_OPTION_KEYS = tuple(sorted(RequestOptions.__optional_keys__))
+JOB_KEYS = frozenset({"method", "url", *_OPTION_KEYS})
 _NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
 

@@ -30,7 +30,8 @@ from requestforge._exceptions import (
     ReadError,
     RequestTimeoutError,
 )
-from requestforge._models import HttpMethod, HttpResponse, RequestContext, header_value
+from requestforge._models import HttpMethod, RequestContext
+from requestforge._response import HttpResponse, header_value
 from requestforge._validate import count, flag, number
 
 __all__ = [

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Mapping, MutableMapping
+import threading
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from http.cookiejar import CookieJar
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from requests.sessions import merge_setting as _untyped_merge_setting
 from requests.utils import get_environ_proxies, get_netrc_auth
 from urllib3.exceptions import ConnectTimeoutError as Urllib3ConnectTimeout
 from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
 
 from requestforge._clock import get_default_clock
 from requestforge._exceptions import (
@@ -35,16 +37,18 @@ from requestforge._exceptions import (
     ReadTimeoutError,
     RequestForgeError,
     RequestTimeoutError,
+    StreamConsumedError,
     TooManyRedirectsError,
     TransportError,
 )
-from requestforge._models import HttpRequest, HttpResponse
+from requestforge._models import HttpRequest
 from requestforge._redact import redact_url
+from requestforge._response import HttpResponse
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
 
-__all__ = ["CachedEnvironmentSession", "send_once", "translate_error"]
+__all__ = ["CachedEnvironmentSession", "StreamedBody", "send_once", "translate_error"]
 
 _Credentials = tuple[str, str]
 #: requests' merge of a request-level setting over the session's (untyped in the stubs).
@@ -129,6 +133,15 @@ class CachedEnvironmentSession(requests.Session):
             request.auth = credentials if credentials is not None else _NO_NETRC_ENTRY
         return super().prepare_request(request)
 
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """Requests' own, except that a Location in neither UTF-8 nor ASCII is taken as
+        read (requests raises ``UnicodeDecodeError``, even for ``allow_redirects=False``)."""
+        try:
+            return super().get_redirect_target(resp)
+        except UnicodeError:
+            location = resp.headers.get("location")
+            return location if isinstance(location, str) else None
+
     def merge_environment_settings(
         self,
         url: str | bytes | None,
@@ -184,14 +197,39 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
 def send_once(
     session: requests.Session, request: HttpRequest, timeout: float | tuple[float, float]
 ) -> HttpResponse:
-    """Send ``request`` once and read the whole body; raise only requestforge errors.
+    """Send ``request`` once, never following a redirect; raise only requestforge errors.
 
-    ``timeout`` is the client's default, used when the request has none of its own.
+    The body is read before returning unless ``request.stream``. ``timeout`` is the
+    client's default, used when the request has none of its own.
     """
     clock = get_default_clock()
     started = clock.monotonic()
     try:
-        response = session.request(
+        response = _request(session, request, timeout)
+        if not request.stream:
+            response.content  # noqa: B018 - reads the body now, inside this try
+    except requests.RequestException as exc:
+        raise translate_error(exc, request) from exc
+    fields: dict[str, Any] = {
+        "status_code": response.status_code,
+        "headers": MappingProxyType(response.headers),
+        "url": response.url,
+        "elapsed_ms": (clock.monotonic() - started) * 1000.0,
+        "request": request,
+        "reason": response.reason or "",
+        "encoding": response.encoding,
+        "raw_response": response,
+    }
+    if request.stream:
+        return HttpResponse.streamed(StreamedBody(response, request), **fields)
+    return HttpResponse(content=response.content, **fields)
+
+
+def _request(
+    session: requests.Session, request: HttpRequest, timeout: float | tuple[float, float]
+) -> requests.Response:
+    try:
+        return session.request(
             request.method.value,
             request.url,
             params=request.params or None,
@@ -202,27 +240,70 @@ def send_once(
             cookies=_cookies(request.cookies),
             files=request.files,
             auth=request.auth,
-            allow_redirects=request.allow_redirects,
+            allow_redirects=False,  # followed one hop at a time by _redirects
             # A copy: requests (and the environment merge) add to the mapping it is given.
             proxies=dict(request.proxies) if request.proxies is not None else None,
+            stream=request.stream,
             verify=request.verify,
             cert=request.cert,
         )
-        content = response.content
-        history = _history(response.history, request) if response.history else ()
-    except requests.RequestException as exc:
-        raise translate_error(exc, request) from exc
-    return HttpResponse(
-        status_code=response.status_code,
-        headers=MappingProxyType(response.headers),
-        content=content,
-        url=response.url,
-        elapsed_ms=(clock.monotonic() - started) * 1000.0,
+    except rex.TooManyRedirects as exc:
+        # Even without following, requests works the next hop out (for Response.next),
+        # which counts against max_redirects = 0: the response is all we wanted.
+        if exc.response is None:
+            raise
+        return exc.response
+    except UnicodeError as exc:  # the same, on a session of the caller's, for a bad Location
+        raise InvalidURLError(
+            f"{request.method.value} {redact_url(request.url)}: the redirect's Location is "
+            "neither UTF-8 nor ASCII",
+            request=request,
+        ) from exc
+
+
+class StreamedBody:
+    """The unread body of a ``stream=True`` response, read with requests' errors translated.
+
+    A lock keeps two threads that read one response's ``content`` from reading the
+    connection at once; iterating one body from two threads is the caller's race.
+    """
+
+    __slots__ = ("_lock", "_request", "_response")
+
+    def __init__(self, response: requests.Response, request: HttpRequest) -> None:
+        self._response = response
+        self._request = request
+        self._lock = threading.Lock()
+
+    def read(self) -> bytes:
+        """The rest of the body (requests keeps it, so a second call returns it again)."""
+        with self._lock:
+            try:
+                return self._response.content
+            except requests.RequestException as exc:
+                raise translate_error(exc, self._request) from exc
+            except RuntimeError as exc:  # requests: "content ... was already consumed"
+                raise _consumed(self._request) from exc
+
+    def iter_content(self, chunk_size: int | None) -> Iterator[bytes]:
+        """The body as it arrives; the connection is released when it ends."""
+        try:
+            yield from self._response.iter_content(chunk_size)
+        except rex.StreamConsumedError as exc:
+            raise _consumed(self._request) from exc
+        except requests.RequestException as exc:
+            raise translate_error(exc, self._request) from exc
+
+    def close(self) -> None:
+        """Drop the rest of the body and give the connection back."""
+        self._response.close()
+
+
+def _consumed(request: HttpRequest) -> StreamConsumedError:
+    return StreamConsumedError(
+        f"the streamed body of {request.method.value} {redact_url(request.url)} was already "
+        "read by iter_content() or iter_lines()",
         request=request,
-        reason=response.reason or "",
-        encoding=response.encoding,
-        history=history,
-        raw_response=response,
     )
 
 
@@ -231,29 +312,6 @@ def _cookies(cookies: Mapping[str, str] | CookieJar | None) -> Any:
     if cookies is None or isinstance(cookies, CookieJar):
         return cookies
     return dict(cookies)
-
-
-def _history(hops: list[requests.Response], request: HttpRequest) -> tuple[HttpResponse, ...]:
-    """The redirects requests followed, oldest first; each has the hops before it as its own
-    ``history``, as in requests. ``request`` is the request the caller sent (each hop's own
-    is ``raw_response.request``); ``elapsed_ms`` is requests' figure for the hop."""
-    built: list[HttpResponse] = []
-    for hop in hops:
-        built.append(
-            HttpResponse(
-                status_code=hop.status_code,
-                headers=MappingProxyType(hop.headers),
-                content=hop.content,  # requests read it before following the redirect
-                url=hop.url,
-                elapsed_ms=hop.elapsed.total_seconds() * 1000.0,
-                request=request,
-                reason=hop.reason or "",
-                encoding=hop.encoding,
-                history=tuple(built),
-                raw_response=hop,
-            )
-        )
-    return tuple(built)
 
 
 def translate_error(exc: requests.RequestException, request: HttpRequest) -> RequestForgeError:
@@ -268,7 +326,7 @@ def translate_error(exc: requests.RequestException, request: HttpRequest) -> Req
     elif isinstance(exc, rex.SSLError | rex.ProxyError):
         kind = ConnectError
     elif isinstance(exc, rex.ConnectionError):
-        kind = ConnectError if _never_connected(exc) else ReadError
+        kind = ConnectError if _never_connected(exc) else _read_failure(exc)
     elif isinstance(exc, rex.ChunkedEncodingError | rex.ContentDecodingError):
         kind = ReadError
     elif isinstance(exc, rex.TooManyRedirects):
@@ -283,6 +341,13 @@ def translate_error(exc: requests.RequestException, request: HttpRequest) -> Req
         f"{request.method.value} {redact_url(request.url)} failed: {_reason(exc)}",
         request=request,
     )
+
+
+def _read_failure(exc: rex.ConnectionError) -> type[RequestForgeError]:
+    """A streamed body that stops arriving is a read timeout (requests wraps it as a
+    ConnectionError); anything else after connecting is a broken connection."""
+    cause = exc.args[0] if exc.args else None
+    return ReadTimeoutError if isinstance(cause, Urllib3ReadTimeout) else ReadError
 
 
 def _never_connected(exc: rex.ConnectionError) -> bool:

@@ -1,6 +1,6 @@
 """Test helpers for requestforge, and the pytest plugin that pytest loads from here.
 
-The plugin's dependencies (pytest, responses, vcrpy, time-machine) come with the
+The plugin's dependencies (pytest, responses, vcrpy, time-machine, trustme) come with the
 ``requestforge[testing]`` extra; a plain ``pip install requestforge`` has none of them. The
 classes work without them: each imports what it needs only when used. The fixtures are
 re-exported only when pytest is importable, because pytest registers fixtures from this
@@ -31,6 +31,7 @@ from requestforge_testing._providers import (
     FakeTokenProviderFactory,
     ProviderCall,
 )
+from requestforge_testing._proxy import ProxyServer
 from requestforge_testing._redis import RedisServer
 from requestforge_testing._servers import UNSET, ApiServer, RecordedRequest, Reply
 from requestforge_testing._stress import (
@@ -43,6 +44,7 @@ from requestforge_testing._stress import (
     StressTimeoutError,
     forge_stress,
 )
+from requestforge_testing._tls import CertificateAuthority
 
 __all__ = [
     "UNSET",
@@ -50,6 +52,7 @@ __all__ = [
     "CassetteError",
     "CassetteMismatchError",
     "CassetteThreadError",
+    "CertificateAuthority",
     "FakeClock",
     "FakeTokenFetcher",
     "FakeTokenProvider",
@@ -60,6 +63,7 @@ __all__ = [
     "MissingCassetteError",
     "OAuthServer",
     "ProviderCall",
+    "ProxyServer",
     "RecordedRequest",
     "RecordedTokenRequest",
     "RedisServer",
@@ -82,11 +86,16 @@ if find_spec("pytest") is not None:
         forge_clock,
         forge_oauth_server,
         forge_oauth_server_session,
+        forge_proxy,
+        forge_proxy_server,
         forge_redis,
         forge_redis_cluster,
         forge_redis_cluster_server,
         forge_redis_server,
         forge_responses,
+        forge_tls,
+        forge_tls_api_server,
+        forge_tls_api_server_session,
         forge_token_provider,
         forge_token_provider_factory,
         pytest_addoption,

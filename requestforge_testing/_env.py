@@ -25,6 +25,7 @@ TESTING_EXTRA: Final = {
     "responses": "responses",
     "vcrpy": "vcr",
     "time-machine": "time_machine",
+    "trustme": "trustme",
 }
 
 

@@ -8,174 +8,26 @@ The server needs nothing from pytest, so demos and benchmarks use it too.
 from __future__ import annotations
 
 import contextlib
-import enum
 import itertools
-import json as _json
-import math
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from email.utils import formatdate
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import MappingProxyType, TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import parse_qs, urlsplit
+
+from requestforge_testing._replies import UNSET, RecordedRequest, Reply, RequestHeaders
 
 __all__ = ["UNSET", "ApiServer", "RecordedRequest", "Reply"]
 
 _HOST: Final = "127.0.0.1"
-# RFC 9110: these statuses never carry a body, so they get neither a body nor Content-Length.
-_NO_BODY_STATUSES: Final = frozenset({204, 304})
-# The server frames every response itself; letting a script set these would break keep-alive.
-_FRAMING_HEADERS: Final = frozenset({"content-length", "transfer-encoding"})
 _MAX_LINE: Final = 65536
-
-
-class _Unset(enum.Enum):
-    """Type of ``UNSET``: ``Reply.json`` needs a default distinct from JSON ``null``."""
-
-    UNSET = "UNSET"
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Final = _Unset.UNSET
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One scripted response; the wire bytes are built once here, not on every request.
-
-    Give ``body`` (str is sent as UTF-8 text) or ``json``, not both. ``delay`` really sleeps
-    in the server thread, to play a slow remote; ``drop=True`` closes the connection
-    without answering, so the client sees a transport error.
-    """
-
-    status: int = 200
-    body: bytes | str | None = None
-    json: object = UNSET
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    drop: bool = False
-    _head: bytes = field(init=False, repr=False, compare=False)
-    _payload: bytes = field(init=False, repr=False, compare=False)
-    _closes: bool = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not 200 <= self.status <= 599:
-            raise ValueError(f"status must be a final status 200-599, got {self.status}")
-        if not (math.isfinite(self.delay) and self.delay >= 0):
-            raise ValueError(f"delay must be a finite number >= 0, got {self.delay}")
-        if self.body is not None and self.json is not UNSET:
-            raise ValueError("give Reply a body or json, not both")
-        headers = dict(self.headers)
-        object.__setattr__(self, "headers", MappingProxyType(headers))
-
-        payload, content_type = _encode(self.body, self.json)
-        if self.status in _NO_BODY_STATUSES and payload:
-            raise ValueError(f"a {self.status} response cannot have a body")
-
-        lines = [f"HTTP/1.1 {self.status} {_reason(self.status)}"]
-        lowered = {name.lower() for name in headers}
-        if content_type is not None and "content-type" not in lowered:
-            lines.append(f"Content-Type: {content_type}")
-        for name, value in headers.items():
-            if name.lower() in _FRAMING_HEADERS:
-                raise ValueError(f"the server sets {name} itself; do not script it")
-            if any(c in name or c in value for c in "\r\n") or ":" in name or not name:
-                raise ValueError(f"invalid header {name!r}: {value!r}")
-            lines.append(f"{name}: {value}")
-        if self.status not in _NO_BODY_STATUSES:
-            lines.append(f"Content-Length: {len(payload)}")
-        head = "".join(line + "\r\n" for line in lines).encode("latin-1")
-        closes = any(
-            name.lower() == "connection" and value.strip().lower() == "close"
-            for name, value in headers.items()
-        )
-        object.__setattr__(self, "_head", head)
-        object.__setattr__(self, "_payload", payload)
-        object.__setattr__(self, "_closes", closes)
-
-
-def _encode(body: bytes | str | None, json: object) -> tuple[bytes, str | None]:
-    """The payload bytes and the Content-Type they get unless the script sets one."""
-    if json is not UNSET:
-        return _json.dumps(json, separators=(",", ":")).encode(), "application/json"
-    if isinstance(body, str):
-        return body.encode(), "text/plain; charset=utf-8"
-    if body is not None:
-        return bytes(body), "application/octet-stream"
-    return b"", None
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
-
-
-class _Headers(Mapping[str, str]):
-    """Request headers as received, looked up case-insensitively the way HTTP means them."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
-        store: dict[str, tuple[str, str]] = {}
-        for name, value in items:
-            key = name.lower()
-            if key in store:  # repeated header: RFC 9110 allows joining with ", "
-                store[key] = (store[key][0], f"{store[key][1]}, {value}")
-            else:
-                store[key] = (name, value)
-        self._items = store
-
-    def __getitem__(self, name: str) -> str:
-        return self._items[name.lower()][1]
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._items.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"Headers({dict(self.items())!r})"
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """A request as the server saw it, for assertions after the fact.
-
-    ``headers`` is case-insensitive. ``thread_name`` names the server thread that served
-    it and ``connection`` numbers the TCP connection it came on: both show keep-alive reuse.
-    ``client`` is the (host, port) the connection came from: ``forge_stress`` pins a
-    request on the worker thread that opened that connection.
-    """
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: Mapping[str, str]
-    body: bytes
-    thread_name: str
-    connection: int = 0
-    client: tuple[str, int] | None = None
-
-    @property
-    def text(self) -> str:
-        """The body decoded as UTF-8."""
-        return self.body.decode("utf-8")
-
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return _json.loads(self.body)
 
 
 ReplyHandler = Callable[[RecordedRequest], Reply]
@@ -201,9 +53,12 @@ class ApiServer:
 
     Thread-safe: scripts can change while requests are in flight. ``reset()`` also closes
     open client connections so one test's keep-alive connections never carry into the next.
+    With ``ssl_context`` (a server-side context) it serves HTTPS; each connection's
+    handshake runs on its own thread, so a slow or failing client holds up no other.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl_context = ssl_context
         # One short lock guards scripts and records; the Condition lets tests wait for arrivals.
         self._cond = threading.Condition()
         self._scripts: dict[tuple[str | None, str], _Sequence | ReplyHandler] = {}
@@ -268,11 +123,12 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        """Base URL such as ``http://127.0.0.1:54321``."""
+        """Base URL such as ``http://127.0.0.1:54321`` (``https://`` with an SSL context)."""
         httpd = self._httpd
         if httpd is None:
             raise RuntimeError("ApiServer is not running; call start() or use it as a context")
-        return f"http://{_HOST}:{httpd.server_port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{_HOST}:{httpd.server_port}"
 
     def url_for(self, path: str) -> str:
         """Absolute URL of ``path`` (which starts with "/") on this server."""
@@ -404,10 +260,12 @@ class ApiServer:
     def _close_connections(self) -> list[threading.Thread]:
         # Shutting a socket down wakes its thread from a blocking read with EOF. Done under
         # the lock that _connection_closed takes before closing, so no fd is ever reused here.
+        # The plain socket's shutdown also for TLS: SSLSocket.shutdown() would drop its SSL
+        # object under the thread that is reading from it.
         with self._conn_lock:
             for sock in self._open:
                 with contextlib.suppress(OSError):  # the client already went away
-                    sock.shutdown(socket.SHUT_RDWR)
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
             return list(self._open.values())
 
 
@@ -449,6 +307,20 @@ class _HTTPServer(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = _HOST, self.server_address[1]
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept; with TLS, wrap without handshaking: that waits for the client, so it
+        runs on the connection's own thread (_serve_connection), not the accept loop."""
+        sock, address = super().get_request()
+        context = self.api._ssl_context
+        if context is None:
+            return sock, address
+        try:
+            wrapped = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        except BaseException:
+            sock.close()  # not handed to socketserver yet, so nobody else would close it
+            raise
+        return wrapped, address
+
     def process_request(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
     ) -> None:
@@ -465,6 +337,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def _serve_connection(self, request: socket.socket, client_address: Any, number: int) -> None:
         try:
+            if isinstance(request, ssl.SSLSocket):
+                request.do_handshake()  # a refused client certificate raises here (an OSError)
             _Handler(request, client_address, self, number)
         except Exception:  # noqa: BLE001 - same contract as ThreadingMixIn.process_request_thread
             self.handle_error(request, client_address)
@@ -490,6 +364,15 @@ def _address(address: object) -> tuple[str, int] | None:
     return None
 
 
+def _cert_subject(sock: socket.socket) -> Mapping[str, str] | None:
+    """The subject of the client's certificate over TLS, or None without one."""
+    cert = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
+    if not cert:  # None: no certificate; {}: not validated (the context asked for none)
+        return None
+    subject = cast("tuple[tuple[tuple[str, str], ...], ...]", cert.get("subject", ()))
+    return MappingProxyType({name: value for rdn in subject for name, value in rdn})
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in one write anyway
@@ -500,6 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         self.connection_number = number
         self.thread_name = threading.current_thread().name
+        self.client_cert_subject = _cert_subject(request)
         super().__init__(request, client_address, server)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -518,11 +402,12 @@ class _Handler(BaseHTTPRequestHandler):
                 method=self.command,
                 path=target,
                 query=parse_qs(query, keep_blank_values=True) if query else {},
-                headers=_Headers(self.headers.items()),
+                headers=RequestHeaders(self.headers.items()),
                 body=body,
                 thread_name=self.thread_name,
                 connection=self.connection_number,
                 client=_address(self.client_address),
+                client_cert_subject=self.client_cert_subject,
             )
         )
         if reply.delay:
@@ -535,8 +420,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif self.close_connection:
             extra += b"Connection: close\r\n"
+        if reply.stream is not None and self.command != "HEAD":
+            self.wfile.write(b"".join((reply._head, extra, b"\r\n")))
+            self._send_chunks(reply.stream())
+            return
         payload = b"" if self.command == "HEAD" else reply._payload
         self.wfile.write(b"".join((reply._head, extra, b"\r\n", payload)))
+
+    def _send_chunks(self, chunks: Iterable[bytes]) -> None:
+        try:
+            for chunk in chunks:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):  # the client closed the stream early
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

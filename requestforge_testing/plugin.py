@@ -11,7 +11,7 @@ import inspect
 import os
 from collections.abc import Generator, Iterator
 from importlib.util import find_spec
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NoReturn
 
 import pytest
 
@@ -21,10 +21,12 @@ from requestforge_testing._clock import FakeClock
 from requestforge_testing._env import ci_is_set, missing_testing_extra, testing_extra_hint
 from requestforge_testing._oauth_server import OAuthServer
 from requestforge_testing._providers import FakeTokenProvider, FakeTokenProviderFactory
+from requestforge_testing._proxy import ProxyServer
 from requestforge_testing._redis import RedisServer
 from requestforge_testing._servers import ApiServer
 from requestforge_testing._stress import DEFAULTS as STRESS_DEFAULTS
 from requestforge_testing._stress import StressRunner, forge_stress, run_stress_marker
+from requestforge_testing._tls import CertificateAuthority
 
 if TYPE_CHECKING:
     import responses
@@ -259,12 +261,17 @@ __all__ = [
     "forge_clock",
     "forge_oauth_server",
     "forge_oauth_server_session",
+    "forge_proxy",
+    "forge_proxy_server",
     "forge_redis",
     "forge_redis_cluster",
     "forge_redis_cluster_server",
     "forge_redis_server",
     "forge_responses",
     "forge_stress_fixture",
+    "forge_tls",
+    "forge_tls_api_server",
+    "forge_tls_api_server_session",
     "forge_token_provider",
     "forge_token_provider_factory",
 ]
@@ -298,18 +305,59 @@ def forge_oauth_server(forge_oauth_server_session: OAuthServer) -> OAuthServer:
     return forge_oauth_server_session
 
 
+@pytest.fixture(scope="session")
+def forge_tls() -> Iterator[CertificateAuthority]:
+    """A throwaway CA with server and client certificates as PEM files, for the session:
+    ``verify=forge_tls.ca_bundle``, ``cert=forge_tls.client_cert``."""
+    with CertificateAuthority() as authority:
+        yield authority
+
+
+@pytest.fixture(scope="session")
+def forge_tls_api_server_session(forge_tls: CertificateAuthority) -> Iterator[ApiServer]:
+    """One HTTPS loopback server for the session, which requires a client certificate
+    signed by ``forge_tls``: a client without one fails the handshake."""
+    with ApiServer(ssl_context=forge_tls.server_context()) as server:
+        yield server
+
+
+@pytest.fixture
+def forge_tls_api_server(forge_tls_api_server_session: ApiServer) -> ApiServer:
+    """The session's HTTPS server, reset first like forge_api_server."""
+    forge_tls_api_server_session.reset()
+    return forge_tls_api_server_session
+
+
+def _skip_or_fail(missing: str) -> NoReturn:
+    """A skip saying what to install; under CI (``ci_is_set()``, the cassettes' rule too) a
+    failure instead: a silently skipped suite proves nothing."""
+    if ci_is_set():
+        pytest.fail(missing, pytrace=False)
+    pytest.skip(missing)
+
+
+@pytest.fixture(scope="session")
+def forge_proxy_server() -> Iterator[ProxyServer]:
+    """One ``tinyproxy`` forward proxy for the session; skipped (failed under CI) without one."""
+    if not ProxyServer.available():
+        _skip_or_fail("tinyproxy not found: apt-get install tinyproxy")
+    with ProxyServer() as server:
+        yield server
+
+
+@pytest.fixture
+def forge_proxy(forge_proxy_server: ProxyServer) -> ProxyServer:
+    """The session's proxy, reset first so ``request_lines`` holds only this test's requests."""
+    forge_proxy_server.reset()
+    return forge_proxy_server
+
+
 def _start_redis(*, cluster: bool) -> RedisServer:
-    """A new RedisServer, or a skip saying what to install; under CI (``ci_is_set()``, the
-    cassettes' rule too) a failure instead: a silently skipped Redis suite proves nothing."""
-    missing = None
+    """A new RedisServer, or a skip (a failure under CI) saying what to install."""
     if not RedisServer.available():
-        missing = "redis-server not found: apt-get install redis-server"
+        _skip_or_fail("redis-server not found: apt-get install redis-server")
     elif find_spec("redis") is None:
-        missing = "the redis package is missing: pip install requestforge[redis]"
-    if missing is not None:
-        if ci_is_set():
-            pytest.fail(missing, pytrace=False)
-        pytest.skip(missing)
+        _skip_or_fail("the redis package is missing: pip install requestforge[redis]")
     return RedisServer(cluster=cluster)
 
 

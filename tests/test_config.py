@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from http.cookiejar import Cookie
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
+import requests
+from requests.adapters import HTTPAdapter
+from requests.models import DEFAULT_REDIRECT_LIMIT
 
 from requestforge import (
     ApiKeyAuthHook,
@@ -204,5 +210,253 @@ def test_bad_input_raises_configuration_error_at_build(
 )
 def test_direct_construction_is_validated_too(overrides: dict[str, Any]) -> None:
     """HttpClientConfig validates itself, however it was created."""
+    with pytest.raises(ConfigurationError):
+        HttpClientConfig(**overrides)
+
+
+# -- connection settings: proxies, client certificate, CA bundle, redirects, cookies, adapters
+
+
+@pytest.fixture
+def pem_files(tmp_path: Path) -> dict[str, str]:
+    """Files standing in for a certificate, its key and a CA bundle (build() only checks
+    that they exist), and a directory standing in for a c_rehash'd CA directory."""
+    paths = {name: tmp_path / f"{name}.pem" for name in ("cert", "key", "ca")}
+    for path in paths.values():
+        path.write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "ca-dir").mkdir()
+    return {**{name: str(path) for name, path in paths.items()}, "ca_dir": str(tmp_path / "ca-dir")}
+
+
+def test_builder_sets_every_connection_setting(pem_files: dict[str, str]) -> None:
+    """Each connection method lands in its config field, proxies as a read-only mapping."""
+    proxies = {"https": "http://proxy.internal:3128", "no_proxy": "localhost,.internal"}
+    config = (
+        HttpClientConfigBuilder()
+        .with_proxies(proxies)
+        .with_client_cert(pem_files["cert"], pem_files["key"])
+        .with_ca_bundle(pem_files["ca"])
+        .with_max_redirects(0)
+        .with_cookies({"sid": "abc"}, shared=True)
+        .with_adapter("https://api.example.com/", HTTPAdapter)
+        .build()
+    )
+    assert dict(config.proxies) == proxies
+    assert isinstance(config.proxies, MappingProxyType)
+    assert config.client_cert == (pem_files["cert"], pem_files["key"])
+    assert config.verify_ssl == pem_files["ca"]
+    assert config.max_redirects == 0
+    assert [(c.name, c.value, c.domain, c.path) for c in config.cookies] == [
+        ("sid", "abc", "", "/")
+    ]
+    assert config.shared_cookies is True
+    assert config.adapters == (("https://api.example.com/", HTTPAdapter),)
+    single_file = HttpClientConfigBuilder().with_client_cert(pem_files["cert"]).build()
+    assert single_file.client_cert == pem_files["cert"]
+
+
+def test_connection_defaults_match_a_stock_session() -> None:
+    """Without the new methods a config asks for nothing a stock session does not have."""
+    config = HttpClientConfigBuilder().build()
+    stock = requests.Session()
+    assert HttpClientConfig.DEFAULT_MAX_REDIRECTS == DEFAULT_REDIRECT_LIMIT == 30
+    assert (config.max_redirects, config.client_cert) == (stock.max_redirects, stock.cert)
+    assert dict(config.proxies) == stock.proxies == {}
+    assert (config.cookies, config.shared_cookies, config.adapters) == ((), False, ())
+
+
+def test_ca_bundle_and_verify_ssl_set_one_field_and_the_later_wins(
+    pem_files: dict[str, str],
+) -> None:
+    """with_ca_bundle sets verify_ssl (a file or a directory); the later call of the two wins."""
+    bundle = HttpClientConfigBuilder().with_ca_bundle(pem_files["ca"])
+    assert bundle.with_verify_ssl(False).build().verify_ssl is False
+    assert (
+        bundle.with_verify_ssl(False).with_ca_bundle(pem_files["ca_dir"]).build().verify_ssl
+        == (pem_files["ca_dir"])
+    )
+    assert "ca_bundle" not in [f.name for f in dataclasses.fields(HttpClientConfig)]
+
+
+def test_later_calls_replace_and_same_adapter_prefix_replaces() -> None:
+    """with_proxies and with_cookies replace an earlier call; with_adapter replaces per prefix."""
+
+    class Other(HTTPAdapter):
+        pass
+
+    config = (
+        HttpClientConfigBuilder()
+        .with_proxies({"http": "http://one:1"})
+        .with_proxies({"https": "http://two:2"})
+        .with_cookies({"a": "1"}, shared=True)
+        .with_cookies({"b": "2"})
+        .with_adapter("https://a.example/", HTTPAdapter)
+        .with_adapter("https://b.example/", HTTPAdapter)
+        .with_adapter("https://a.example/", Other)
+        .build()
+    )
+    assert dict(config.proxies) == {"https": "http://two:2"}
+    assert ([c.name for c in config.cookies], config.shared_cookies) == (["b"], False)
+    assert config.adapters == (("https://b.example/", HTTPAdapter), ("https://a.example/", Other))
+
+
+def test_cookies_are_an_immutable_copy() -> None:
+    """The caller's jar or dict can change after with_cookies; the config's cookies cannot."""
+    jar = requests.cookies.RequestsCookieJar()
+    jar.set("sid", "abc", domain="api.example.com", path="/v1")
+    given = {"theme": "dark"}
+    from_jar = HttpClientConfigBuilder().with_cookies(jar)
+    from_dict = HttpClientConfigBuilder().with_cookies(given)
+    jar.set("sid", "changed", domain="api.example.com", path="/v1")
+    given["theme"] = "light"
+    (cookie,) = from_jar.build().cookies
+    assert (cookie.name, cookie.value, cookie.domain, cookie.path) == (
+        "sid",
+        "abc",
+        "api.example.com",
+        "/v1",
+    )
+    assert [c.value for c in from_dict.build().cookies] == ["dark"]
+    assert isinstance(cookie, Cookie)
+    with pytest.raises(AttributeError):
+        cookie.value = "forged"
+    with pytest.raises(AttributeError):
+        cookie.set_nonstandard_attr("HttpOnly", "")
+    assert next(iter(jar)).value == "changed"
+
+
+def test_connection_settings_keep_config_frozen_and_equal(pem_files: dict[str, str]) -> None:
+    """Configs built alike are equal, dataclasses.replace keeps the settings, nothing mutates."""
+    strategy = NoRetryStrategy()
+
+    def build() -> HttpClientConfig:
+        return (
+            HttpClientConfigBuilder()
+            .with_retry_strategy(strategy)
+            .with_proxies({"all": "socks5h://proxy:1080"})
+            .with_client_cert(pem_files["cert"])
+            .with_cookies({"sid": "abc"})
+            .with_adapter("https://", HTTPAdapter)
+            .build()
+        )
+
+    config = build()
+    assert config == build()
+    assert config != dataclasses.replace(config, cookies={"sid": "other"})  # type: ignore[arg-type]
+    moved = dataclasses.replace(config, base_url="https://api.example.com")
+    assert (moved.proxies, moved.cookies, moved.adapters) == (
+        config.proxies,
+        config.cookies,
+        config.adapters,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.max_redirects = 3  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.proxies["http"] = "http://evil:1"  # type: ignore[index]
+
+
+def test_repr_hides_proxy_passwords_and_cookie_values() -> None:
+    """A proxy URL's credentials and a cookie's value never appear in the config's repr."""
+    config = (
+        HttpClientConfigBuilder()
+        .with_proxies({"https": "http://user:pa55w0rd@proxy.internal:3128"})
+        .with_cookies({"sid": "c00kie-s3cret"})
+        .build()
+    )
+    shown = repr(config)
+    assert "pa55w0rd" not in shown
+    assert "c00kie-s3cret" not in shown
+    assert "proxy.internal:3128" in shown
+    assert "sid" in shown
+    assert "c00kie-s3cret" not in str(config.cookies[0])
+
+
+def test_bad_proxy_url_message_hides_the_password() -> None:
+    """A rejected proxy URL is quoted redacted."""
+    builder = HttpClientConfigBuilder().with_proxies({"https": "ftp://user:pa55w0rd@proxy:21"})
+    with pytest.raises(ConfigurationError, match="proxies") as excinfo:
+        builder.build()
+    assert "pa55w0rd" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("builder", "message"),
+    [
+        (HttpClientConfigBuilder().with_proxies("http://proxy:3128"), "proxies must be a mapping"),  # type: ignore[arg-type]
+        (HttpClientConfigBuilder().with_proxies({"http": "proxy:3128"}), "must be a URL"),
+        (HttpClientConfigBuilder().with_proxies({"http": "ftp://proxy:21"}), "must be a URL"),
+        (HttpClientConfigBuilder().with_proxies({"http": "http://"}), "must be a URL"),
+        (HttpClientConfigBuilder().with_proxies({"http": "http://proxy:99999"}), "must be a URL"),
+        (HttpClientConfigBuilder().with_proxies({"http": 3128}), "proxy URL string"),  # type: ignore[dict-item]
+        (HttpClientConfigBuilder().with_proxies({"http": None}), "proxy URL string"),  # type: ignore[dict-item]
+        (HttpClientConfigBuilder().with_proxies({"HTTPS": "http://p:1"}), "never looked up"),
+        (HttpClientConfigBuilder().with_proxies({"ftp": "http://p:1"}), "never looked up"),
+        (
+            HttpClientConfigBuilder().with_proxies({"https://api.example.com:443": "http://p:1"}),
+            "never looked up",
+        ),
+        (
+            HttpClientConfigBuilder().with_proxies({"https://API.example.com": "http://p:1"}),
+            "never looked up",
+        ),
+        (HttpClientConfigBuilder().with_proxies({"https://": "http://p:1"}), "never looked up"),
+        (HttpClientConfigBuilder().with_proxies({1: "http://p:1"}), "keys must be strings"),  # type: ignore[dict-item]
+        (HttpClientConfigBuilder().with_proxies({"no_proxy": ["a"]}), "no_proxy"),  # type: ignore[dict-item]
+        (HttpClientConfigBuilder().with_client_cert("/no/such/cert.pem"), "client_cert"),
+        (HttpClientConfigBuilder().with_client_cert(5), "client_cert"),  # type: ignore[arg-type]
+        (HttpClientConfigBuilder().with_client_cert(""), "client_cert"),
+        (HttpClientConfigBuilder().with_ca_bundle("/no/such/ca.pem"), "ca_bundle"),
+        (HttpClientConfigBuilder().with_ca_bundle(True), "ca_bundle must be a path"),  # type: ignore[arg-type]
+        (HttpClientConfigBuilder().with_max_redirects(-1), "max_redirects"),
+        (HttpClientConfigBuilder().with_max_redirects(2.0), "max_redirects"),  # type: ignore[arg-type]
+        (HttpClientConfigBuilder().with_max_redirects(True), "max_redirects"),
+        (HttpClientConfigBuilder().with_max_redirects("3"), "max_redirects"),  # type: ignore[arg-type]
+        (HttpClientConfigBuilder().with_cookies("sid=abc"), "cookies must be a mapping"),  # type: ignore[arg-type]
+        (HttpClientConfigBuilder().with_cookies({"sid": 1}), "string values"),  # type: ignore[dict-item]
+        (HttpClientConfigBuilder().with_cookies({"a b": "1"}), "invalid cookie name"),
+        (HttpClientConfigBuilder().with_cookies({"": "1"}), "invalid cookie name"),
+        (HttpClientConfigBuilder().with_cookies({"sid": "1; admin=1"}), "value of cookie"),
+        (HttpClientConfigBuilder().with_cookies({"sid": "1\r\nX: y"}), "value of cookie"),
+        (HttpClientConfigBuilder().with_cookies({}, shared="yes"), "shared_cookies"),  # type: ignore[arg-type]
+        (HttpClientConfigBuilder().with_adapter("", HTTPAdapter), "prefix"),
+        (HttpClientConfigBuilder().with_adapter(b"https://", HTTPAdapter), "prefix"),  # type: ignore[arg-type]
+        (HttpClientConfigBuilder().with_adapter("https://", HTTPAdapter()), "callable"),  # type: ignore[arg-type]
+        (HttpClientConfigBuilder().with_adapter("https://", "HTTPAdapter"), "callable"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_connection_settings_raise_configuration_error_at_build(
+    builder: HttpClientConfigBuilder, message: str
+) -> None:
+    """Each connection method accepts anything and build() rejects what requests would not
+    use as meant, naming the setting."""
+    with pytest.raises(ConfigurationError, match=message):
+        builder.build()
+
+
+def test_certificate_files_must_exist_and_be_files(pem_files: dict[str, str]) -> None:
+    """A missing key, or a directory where a certificate file belongs, fails build()."""
+    cert, directory = pem_files["cert"], pem_files["ca_dir"]
+    with pytest.raises(ConfigurationError, match="client_cert key file not found"):
+        HttpClientConfigBuilder().with_client_cert(cert, "/no/such/key.pem").build()
+    with pytest.raises(ConfigurationError, match="client_cert must be a file"):
+        HttpClientConfigBuilder().with_client_cert(directory).build()
+    with pytest.raises(ConfigurationError, match="client_cert certificate"):
+        HttpClientConfigBuilder().with_client_cert(directory, cert).build()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"max_redirects": -1},
+        {"proxies": {"http": "not a url"}},
+        {"client_cert": ("only-one",)},
+        {"adapters": [("https://", 5)]},
+        {"adapters": "https://"},
+        {"cookies": 5},
+        {"shared_cookies": 1},
+    ],
+)
+def test_direct_construction_validates_connection_settings(overrides: dict[str, Any]) -> None:
+    """HttpClientConfig checks its connection fields however it was created."""
     with pytest.raises(ConfigurationError):
         HttpClientConfig(**overrides)

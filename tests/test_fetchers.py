@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import responses
+from requests.adapters import HTTPAdapter
 
 from requestforge import (
     BodyTokenFetcher,
@@ -16,6 +18,7 @@ from requestforge import (
     FetchContext,
     HeaderTokenFetcher,
     HttpClient,
+    HttpClientConfig,
     HttpClientConfigBuilder,
     TokenData,
     TokenEndpointError,
@@ -87,6 +90,85 @@ def test_repr_redacts_the_url() -> None:
         assert "HeaderTokenFetcher(name='x'" in repr(fetcher)
     finally:
         fetcher.close()
+
+
+# -- config=: the connection settings of an HttpClientConfig for the step's own client --------
+
+
+@pytest.fixture
+def api_config(tmp_path: Path) -> HttpClientConfig:
+    """An API client's config: connection settings, and API settings a token request must
+    not carry (base URL, headers, auth, retries, cookies)."""
+    for name in ("cert", "ca"):
+        (tmp_path / f"{name}.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    return (
+        HttpClientConfigBuilder()
+        .with_client_cert(str(tmp_path / "cert.pem"))
+        .with_ca_bundle(str(tmp_path / "ca.pem"))
+        .with_proxies({"https": "http://proxy.internal:3128"})
+        .with_max_redirects(1)
+        .with_pool_size(3)
+        .with_adapter("https://auth.example.test/", HTTPAdapter)
+        .with_base_url(BASE)
+        .with_header("X-App", "api-only")
+        .with_bearer_token("api-token")
+        .with_retry(5)
+        .with_cookies({"api-session": "abc"})
+        .build()
+    )
+
+
+@pytest.mark.parametrize("kind", [BodyTokenFetcher, HeaderTokenFetcher])
+def test_config_lends_only_its_connection_settings(
+    kind: type[BodyTokenFetcher | HeaderTokenFetcher], api_config: HttpClientConfig
+) -> None:
+    """With config= the step's own client connects as the config says and sends nothing of
+    the API's: no base URL, headers, auth, retries or cookies."""
+    step = kind("x", f"{BASE}/token", config=api_config)
+    session = step.client.session
+    assert (session.cert, session.verify) == (api_config.client_cert, api_config.verify_ssl)
+    assert session.proxies == {"https": "http://proxy.internal:3128"}
+    assert session.max_redirects == 1
+    assert "https://auth.example.test/" in session.adapters
+    pooled = session.adapters["https://"]
+    assert isinstance(pooled, HTTPAdapter)
+    assert pooled.poolmanager.connection_pool_kw["maxsize"] == 3
+    assert len(session.cookies) == 0
+    own = step.client.config
+    assert (own.base_url, dict(own.default_headers), own.auth_hook) == (None, {}, None)
+    assert own.retry_strategy.max_retries == 0
+    step.close()
+
+
+def test_token_request_goes_out_with_the_configs_connection_settings(
+    forge_responses: responses.RequestsMock, api_config: HttpClientConfig
+) -> None:
+    """The step's request reaches the transport with the config's certificate, bundle and
+    proxy, and without the API's header or token."""
+    call = forge_responses.post(f"{BASE}/token", json={"access_token": "t"})
+    step = BodyTokenFetcher("x", f"{BASE}/token", config=api_config)
+    assert step.fetch(FetchContext()).access_token == "t"
+    step.close()
+    request = call.calls[0].request
+    sent = vars(request)["req_kwargs"]
+    assert (sent["cert"], sent["verify"]) == (api_config.client_cert, api_config.verify_ssl)
+    assert sent["proxies"]["https"] == "http://proxy.internal:3128"
+    assert "X-App" not in request.headers
+    assert "Authorization" not in request.headers
+
+
+@pytest.mark.parametrize("kind", [BodyTokenFetcher, HeaderTokenFetcher])
+def test_config_with_client_or_a_relative_url_is_refused(
+    kind: type[BodyTokenFetcher | HeaderTokenFetcher], api_config: HttpClientConfig
+) -> None:
+    """config= with client=, a config that is not an HttpClientConfig, or a relative URL
+    (the config's base URL is not used) raise ConfigurationError."""
+    with HttpClient() as http, pytest.raises(ConfigurationError, match="not both"):
+        kind("x", f"{BASE}/token", client=http, config=api_config)
+    with pytest.raises(ConfigurationError, match="config must be an HttpClientConfig"):
+        kind("x", f"{BASE}/token", config="verify_ssl=False")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="relative"):
+        kind("x", "/token", config=api_config)
 
 
 # -- the request ---------------------------------------------------------------------------------

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
 import pytest
 import requests
 import responses
+from requests.adapters import HTTPAdapter
 
 from requestforge import (
     ClientCredentialsTokenProvider,
     ConfigurationError,
+    CorrelationIdHook,
+    ExponentialBackoffRetryStrategy,
     HttpClient,
+    HttpClientConfig,
     HttpClientConfigBuilder,
     MaxRetryException,
     PasswordGrantTokenProvider,
@@ -196,6 +202,92 @@ def test_a_given_client_is_used_and_not_closed(forge_responses: Mock) -> None:
     assert _header(forge_responses, "X-Tenant") == "t1"
     forge_responses.post(TOKEN_URL, json=TOKEN_JSON)
     assert client.post(TOKEN_URL).status_code == 200
+
+
+# -- config=: the connection settings of an HttpClientConfig for the provider's own client --
+
+
+class AuthServerAdapter(HTTPAdapter):
+    """The adapter a config mounts for the authorization server, told apart by its type."""
+
+
+@pytest.fixture
+def api_config(tmp_path: Path) -> HttpClientConfig:
+    """An API client's config: connection settings, and API settings a token request must
+    not carry (base URL, headers, auth, hooks, retries, cookies)."""
+    for name in ("cert", "key", "ca"):
+        (tmp_path / f"{name}.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    return (
+        HttpClientConfigBuilder()
+        .with_client_cert(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+        .with_ca_bundle(str(tmp_path / "ca.pem"))
+        .with_proxies({"https": "http://proxy.internal:3128"})
+        .with_max_redirects(2)
+        .with_pool_size(3)
+        .with_adapter("https://auth.example.com/", AuthServerAdapter)
+        .with_base_url("https://api.example.com")
+        .with_header("X-App", "api-only")
+        .with_bearer_token("api-token")
+        .with_request_hook(CorrelationIdHook())
+        .with_retry(5)
+        .with_timeout(60)
+        .with_cookies({"api-session": "abc"}, shared=True)
+        .build()
+    )
+
+
+@pytest.mark.parametrize("make", [_cc, _pw], ids=["client-credentials", "password"])
+def test_config_lends_only_its_connection_settings(
+    make: Callable[..., Any], api_config: HttpClientConfig
+) -> None:
+    """With config= the provider's own client connects as the config says (certificate, CA
+    bundle, proxies, redirects, pools, adapters) and keeps its own timeout and retries."""
+    provider = make(config=api_config)
+    session = provider.client.session
+    assert session.cert == api_config.client_cert
+    assert session.verify == api_config.verify_ssl
+    assert session.proxies == {"https": "http://proxy.internal:3128"}
+    assert session.max_redirects == 2
+    assert isinstance(session.adapters["https://auth.example.com/"], AuthServerAdapter)
+    pooled = session.adapters["https://"]
+    assert isinstance(pooled, HTTPAdapter)
+    assert pooled.poolmanager.connection_pool_kw["maxsize"] == 3
+    own = provider.client.config
+    assert (own.base_url, dict(own.default_headers), own.auth_hook) == (None, {}, None)
+    assert (own.request_hooks, own.cookies, own.shared_cookies) == ((), (), False)
+    assert own.default_timeout == ClientCredentialsTokenProvider.DEFAULT_TIMEOUT
+    assert isinstance(own.retry_strategy, ExponentialBackoffRetryStrategy)
+    assert own.retry_strategy.max_retries == ClientCredentialsTokenProvider.DEFAULT_MAX_RETRIES
+    provider.close()
+
+
+def test_token_request_goes_out_with_the_configs_connection_settings(
+    forge_responses: Mock, api_config: HttpClientConfig
+) -> None:
+    """The token request reaches the transport with the certificate, bundle and proxy of the
+    config, and without the API's headers, token or cookies."""
+    forge_responses.post(TOKEN_URL, json=TOKEN_JSON)
+    provider = _cc(config=api_config)
+    assert provider.fetch_token().access_token == "at-1"
+    provider.close()
+    (call,) = forge_responses.calls
+    sent = vars(call.request)["req_kwargs"]
+    assert (sent["cert"], sent["verify"]) == (api_config.client_cert, api_config.verify_ssl)
+    assert sent["proxies"]["https"] == "http://proxy.internal:3128"
+    assert sent["timeout"] == ClientCredentialsTokenProvider.DEFAULT_TIMEOUT
+    assert _basic(forge_responses) == ("my-client", SECRET)
+    assert "X-App" not in call.request.headers
+    assert "Cookie" not in call.request.headers
+
+
+@pytest.mark.parametrize("make", [_cc, _pw], ids=["client-credentials", "password"])
+def test_config_with_client_or_of_the_wrong_type_is_refused(make: Callable[..., Any]) -> None:
+    """config= and client= together, or a config that is not an HttpClientConfig, raise
+    ConfigurationError."""
+    with HttpClient() as client, pytest.raises(ConfigurationError, match="not both"):
+        make(client=client, config=HttpClientConfig())
+    with pytest.raises(ConfigurationError, match="config must be an HttpClientConfig"):
+        make(config={"verify_ssl": False})
 
 
 # -- error mapping --------------------------------------------------------------------------

@@ -21,6 +21,8 @@ TESTING_MODULES = (
     "vcr",
     "yaml",
     "time_machine",
+    "trustme",
+    "cryptography",
     "freezegun",
 )
 
@@ -44,10 +46,10 @@ def test_a_plain_install_requires_requests_alone() -> None:
 
 
 def test_the_testing_extra_holds_what_the_plugin_needs() -> None:
-    """`requestforge[testing]` brings pytest, responses, vcrpy and time-machine (>= 3.5,
-    the newest for Python 3.10); freezegun is gone."""
+    """`requestforge[testing]` brings pytest, responses, vcrpy, time-machine (>= 3.5, the
+    newest for Python 3.10) and trustme (the TLS fixtures' certificates); freezegun is gone."""
     testing = requirements("testing")
-    assert sorted(testing) == ["pytest", "responses", "time-machine", "vcrpy"]
+    assert sorted(testing) == ["pytest", "responses", "time-machine", "trustme", "vcrpy"]
     assert testing["time-machine"] == "time-machine>=3.5"
 
 

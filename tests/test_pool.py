@@ -30,6 +30,7 @@ from requestforge import (
     TransportError,
 )
 from requestforge._pool import JOB_KEYS, JobResult
+from requestforge._verbs import RequestOptions
 
 BASE = "https://api.example.com"
 WAIT = 10.0  # seconds a test waits on an event before failing instead of hanging
@@ -185,8 +186,9 @@ def test_connection_error_is_that_jobs_exception(forge_responses: responses.Requ
 @pytest.mark.parametrize(
     ("job", "expected"),
     [
-        ({"url": f"{BASE}/ok", "allow_redirects": False}, "'allow_redirects'"),
-        ({"url": f"{BASE}/ok", "auth": ("u", "p"), "files": {}}, "'auth', 'files'"),
+        ({"url": f"{BASE}/ok", "allow_redirect": False}, "'allow_redirect'"),
+        ({"url": f"{BASE}/ok", "hooks": {}, "parmas": {}}, "'hooks', 'parmas'"),
+        ({"url": f"{BASE}/ok", "auth": "u:p"}, "auth must be"),
         ({"method": "GET"}, "needs a 'url'"),
         ({"url": 42}, "needs a 'url'"),
         ({"url": f"{BASE}/ok", "method": "FE TCH"}, "method must be an RFC 9110 token"),
@@ -207,7 +209,7 @@ def test_invalid_job_is_an_invalid_request_error(
 
 
 def test_every_job_key_is_passed_to_the_client(forge_responses: responses.RequestsMock) -> None:
-    """method, params, headers, json and timeout of a job all reach the request."""
+    """A job takes every keyword request() takes, and they all reach the request."""
     forge_responses.post(f"{BASE}/p", json={})
     job = {
         "method": "post",
@@ -216,8 +218,12 @@ def test_every_job_key_is_passed_to_the_client(forge_responses: responses.Reques
         "headers": {"X-Job": "yes"},
         "json": {"a": 1},
         "timeout": 3.0,
+        "cookies": {"c": "1"},
+        "auth": ("u", "p"),
+        "allow_redirects": False,
+        "verify": False,
     }
-    assert set(job) | {"data"} == JOB_KEYS
+    assert {"method", "url"} | RequestOptions.__optional_keys__ == JOB_KEYS
     (result,) = Pool.from_requests([job]).results()
     assert isinstance(result, ThreadResponse)
     (call,) = forge_responses.calls
@@ -226,6 +232,9 @@ def test_every_job_key_is_passed_to_the_client(forge_responses: responses.Reques
     assert call.request.headers["X-Job"] == "yes"
     assert call.request.body == b'{"a": 1}'
     assert getattr(call.request, "req_kwargs", {})["timeout"] == 3.0
+    assert getattr(call.request, "req_kwargs", {})["verify"] is False
+    assert call.request.headers["Cookie"] == "c=1"
+    assert call.request.headers["Authorization"].startswith("Basic ")
 
 
 def test_hook_raising_unexpected_exception_does_not_kill_the_worker(
@@ -413,7 +422,7 @@ def test_toolbelt_style_map_returns_ordered_responses_and_exceptions(
     """map() is a drop-in for requests_toolbelt.threaded.map, with both iterators ordered."""
     urls = register_numbered(forge_responses, 6, down={4})
     jobs: list[dict[str, Any]] = [{"method": "GET", "url": url} for url in urls]
-    jobs.insert(1, {"method": "GET", "url": urls[0], "stream": True})
+    jobs.insert(1, {"method": "GET", "url": urls[0], "strean": True})
     responses_, exceptions_ = requestforge.map(jobs, num_processes=4)
     assert [r.json()["i"] for r in responses_] == [0, 1, 2, 3, 5]
     invalid, down = exceptions_

@@ -100,7 +100,8 @@ def test_extension_method_over_loopback(forge_api_server: ApiServer) -> None:
 
 
 def test_followed_redirect_keeps_history_and_raw_response(forge_api_server: ApiServer) -> None:
-    """A followed redirect is in history, and raw_response is the requests.Response behind."""
+    """A followed redirect is in history, each response names the request it answered, and
+    raw_response is the requests.Response behind."""
     forge_api_server.add("/old", Reply(status=308, headers={"Location": "/new"}))
     forge_api_server.add("/new", Reply(json={"moved": True}))
     with make_client(forge_api_server) as client:
@@ -109,7 +110,10 @@ def test_followed_redirect_keeps_history_and_raw_response(forge_api_server: ApiS
     assert [(h.status_code, h.url) for h in response.history] == [
         (308, forge_api_server.url_for("/old"))
     ]
-    assert response.history[0].request is response.request
+    assert response.history[0].request is not None
+    assert response.request is not None
+    assert response.history[0].request.url == forge_api_server.url_for("/old")
+    assert response.request.url == forge_api_server.url_for("/new")
     assert isinstance(response.raw_response, requests.Response)
     assert response.raw_response.content is response.content
     assert response.history[0].raw_response is response.raw_response.history[0]

@@ -15,7 +15,7 @@ import requests
 import requests.auth
 from requests.cookies import RequestsCookieJar
 
-from requestforge import HttpClient, HttpClientConfigBuilder, HttpResponse
+from requestforge import HttpClient, HttpClientConfigBuilder, HttpResponse, InvalidRequestError
 from requestforge_testing import ApiServer, RecordedRequest, Reply, StressRunner
 
 
@@ -279,12 +279,19 @@ def received(server: ApiServer) -> list[tuple[Any, ...]]:
                 r.query,
                 content_type,
                 r.headers.get("Authorization"),
-                r.headers.get("Cookie"),
+                _cookie_set(r.headers.get("Cookie")),
                 r.headers.get("X-Extra"),
                 body,
             )
         )
     return facts
+
+
+def _cookie_set(header: str | None) -> list[str] | None:
+    """A Cookie header's pairs, sorted. Their order means nothing to a server (RFC 6265
+    section 5.4), and requests itself orders them one way on a redirect hop and another on a
+    fresh request with the same jar; a redirect hop here is sent as a fresh request."""
+    return None if header is None else sorted(header.split("; "))
 
 
 def _files() -> dict[str, Any]:
@@ -326,6 +333,28 @@ def test_keyword_sends_what_requests_sends(
     client.request("POST", forge_api_server.url_for("/k"), **make())
     expected, actual = received(forge_api_server)
     assert actual == expected, name
+
+
+@pytest.mark.parametrize(("name", "make"), KEYWORD_CASES, ids=[c[0] for c in KEYWORD_CASES])
+def test_keyword_sends_what_requests_sends_from_many_threads(
+    forge_api_server: ApiServer,
+    client: HttpClient,
+    forge_stress: StressRunner,
+    name: str,
+    make: Callable[[], dict[str, Any]],
+) -> None:
+    """Eight threads sending the same keyword at once each deliver what requests sends."""
+    forge_api_server.add("/k", Reply(body="ok"))
+    url = forge_api_server.url_for("/k")
+    with requests.Session() as session:
+        session.request("POST", url, timeout=5, **make())
+    (expected,) = received(forge_api_server)
+    report = forge_stress(
+        lambda: client.request("POST", url, **make()).text, threads=8, sessions=client
+    )
+    report.assert_no_errors()
+    assert report.results == ["ok"] * 8
+    assert received(forge_api_server)[1:] == [expected] * 8, name
 
 
 def test_allow_redirects_false_and_head_default_match_requests(
@@ -382,3 +411,131 @@ def test_uploads_and_cookies_from_many_threads(
     assert report.results == [200] * 16
     assert received(forge_api_server)[1:] == [expected] * 16
     report.assert_per_thread_sessions(client)
+
+
+# -- step 3: redirects and streaming --------------------------------------------------
+
+REDIRECT_BODIES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+    ("form", lambda: {"data": {"k": "v"}}),
+    ("json", lambda: {"json": {"a": 1}}),
+    ("file", lambda: {"data": io.BytesIO(b"file body")}),
+    ("multipart", lambda: {"files": {"f": ("a.txt", io.BytesIO(b"A"))}}),
+]
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "HEAD"])
+@pytest.mark.parametrize(
+    "make", [c[1] for c in REDIRECT_BODIES], ids=[c[0] for c in REDIRECT_BODIES]
+)
+def test_redirect_method_body_and_cookies_match_requests(
+    forge_api_server: ApiServer,
+    client: HttpClient,
+    status: int,
+    method: str,
+    make: Callable[[], dict[str, Any]],
+) -> None:
+    """Each redirect status rewrites the method, drops or resends the body, and carries
+    headers and cookies (the caller's and the hop's Set-Cookie) exactly as requests does."""
+    forge_api_server.add(
+        "/src", Reply(status=status, headers={"Location": "/dst", "Set-Cookie": "hop=1"})
+    )
+    forge_api_server.add("/dst", Reply(body="landed"))
+    url = forge_api_server.url_for("/src")
+    extra: dict[str, Any] = {"headers": {"X-Extra": "kept"}, "cookies": {"mine": "2"}}
+    with requests.Session() as session:
+        expected = session.request(method, url, timeout=5, **make(), **extra)
+    actual = client.request(method, url, **make(), **extra)
+    assert (actual.status_code, actual.url, len(actual.history)) == (
+        expected.status_code,
+        expected.url,
+        len(expected.history),
+    )
+    recorded = received(forge_api_server)
+    assert recorded[2:] == recorded[:2]
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["../up/x", "/abs?q=1", "/with#own", "//127.0.0.1:{port}/scheme-relative", "/sp ace/%zz"],
+)
+def test_location_forms_resolve_as_requests_resolves_them(
+    forge_api_server: ApiServer, client: HttpClient, location: str
+) -> None:
+    """Relative, scheme-relative, query, fragment and unquoted Locations land where requests
+    lands, and the original fragment is carried over as requests carries it."""
+    target = location.format(port=forge_api_server.url.rsplit(":", 1)[1])
+    forge_api_server.add("/a/b/start", Reply(status=302, headers={"Location": target}))
+    expected, actual = both(forge_api_server, client, "GET", "/a/b/start#frag")
+    assert actual.url == expected.url
+    assert actual.history[0].url == expected.history[0].url
+    recorded = received(forge_api_server)
+    assert recorded[2:] == recorded[:2]
+
+
+def test_redirects_match_requests_from_many_threads(
+    forge_api_server: ApiServer, client: HttpClient, forge_stress: StressRunner
+) -> None:
+    """16 threads following a POST 302 -> 307 chain at once each see requests' result."""
+    forge_api_server.add("/one", Reply(status=302, headers={"Location": "/two"}))
+    forge_api_server.add("/two", Reply(status=307, headers={"Location": "/three"}))
+    forge_api_server.add("/three", Reply(json={"done": True}))
+    url = forge_api_server.url_for("/one")
+    with requests.Session() as session:
+        expected = session.post(url, data={"k": "v"}, timeout=5)
+    sent_by_requests = received(forge_api_server)
+    report = forge_stress(
+        lambda: [h.status_code for h in client.post(url, data={"k": "v"}).history],
+        threads=16,
+        sessions=client,
+    )
+    report.assert_no_errors()
+    assert report.results == [[h.status_code for h in expected.history]] * 16
+    assert sorted(map(repr, received(forge_api_server)[3:])) == sorted(
+        map(repr, sent_by_requests * 16)
+    )
+
+
+def _ported_request(url: str) -> requests.Request:
+    return requests.Request(
+        "POST",
+        url,
+        params={"q": "1"},
+        data={"k": "v"},
+        headers={"X-Extra": "yes"},
+        cookies={"c": "1"},
+        auth=("u", "p"),
+    )
+
+
+def test_send_takes_requests_request_objects_as_requests_does(
+    forge_api_server: ApiServer, client: HttpClient
+) -> None:
+    """session.send(prepared), client.send(prepared) and client.send(Request) reach the
+    server identically."""
+    forge_api_server.add("/ported", Reply(body="ok"))
+    url = forge_api_server.url_for("/ported")
+    with requests.Session() as session:
+        session.send(session.prepare_request(_ported_request(url)), timeout=5)
+    responses = [
+        client.send(_ported_request(url).prepare()),
+        client.send(_ported_request(url)),
+    ]
+    assert [r.text for r in responses] == ["ok", "ok"]
+    expected, *actual = received(forge_api_server)
+    assert actual == [expected, expected]
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        requests.Request("GET", "http://127.0.0.1:9/", hooks={"response": [print]}),
+        "GET http://127.0.0.1:9/",
+        requests.Request("GET", None),
+    ],
+    ids=["hooks", "str", "no-url"],
+)
+def test_send_refuses_what_it_cannot_honour(client: HttpClient, foreign: Any) -> None:
+    """requests hooks, a non-request and a request without a URL are typed errors, unsent."""
+    with pytest.raises(InvalidRequestError):
+        client.send(foreign)
