@@ -83,6 +83,7 @@ if find_spec("pytest") is not None:
         forge_api_server,
         forge_api_server_session,
         forge_cassette,
+        forge_clean_environment,
         forge_clock,
         forge_oauth_server,
         forge_oauth_server_session,

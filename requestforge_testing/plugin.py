@@ -11,6 +11,7 @@ import inspect
 import os
 from collections.abc import Generator, Iterator
 from importlib.util import find_spec
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, NoReturn
 
 import pytest
@@ -258,6 +259,7 @@ __all__ = [
     "forge_api_server",
     "forge_api_server_session",
     "forge_cassette",
+    "forge_clean_environment",
     "forge_clock",
     "forge_oauth_server",
     "forge_oauth_server_session",
@@ -340,7 +342,7 @@ def _skip_or_fail(missing: str) -> NoReturn:
 def forge_proxy_server() -> Iterator[ProxyServer]:
     """One ``tinyproxy`` forward proxy for the session; skipped (failed under CI) without one."""
     if not ProxyServer.available():
-        _skip_or_fail("tinyproxy not found: apt-get install tinyproxy")
+        _skip_or_fail(ProxyServer._not_found())
     with ProxyServer() as server:
         yield server
 
@@ -355,7 +357,7 @@ def forge_proxy(forge_proxy_server: ProxyServer) -> ProxyServer:
 def _start_redis(*, cluster: bool) -> RedisServer:
     """A new RedisServer, or a skip (a failure under CI) saying what to install."""
     if not RedisServer.available():
-        _skip_or_fail("redis-server not found: apt-get install redis-server")
+        _skip_or_fail(RedisServer._not_found())
     elif find_spec("redis") is None:
         _skip_or_fail("the redis package is missing: pip install requestforge[redis]")
     return RedisServer(cluster=cluster)
@@ -387,6 +389,31 @@ def forge_redis_cluster(forge_redis_cluster_server: RedisServer) -> RedisServer:
     """The session's single-node cluster, flushed first; ``cluster_client()`` connects to it."""
     forge_redis_cluster_server.flushall()
     return forge_redis_cluster_server
+
+
+#: What requests reads from the environment besides NETRC, deleted in either case by
+#: forge_clean_environment: REQUEST_METHOD, set, makes urllib ignore HTTP_PROXY (the CGI
+#: "httpoxy" guard).
+_ENVIRONMENT_VARIABLES: Final = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "REQUEST_METHOD",
+)
+
+
+@pytest.fixture
+def forge_clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No proxy or CA-bundle variables and ``NETRC`` naming a file that does not exist, for
+    this test only: requests reads them on every request, so a developer's shell or a CI
+    runner's proxy would otherwise change what the test sends."""
+    for name in _ENVIRONMENT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "absent-netrc"))
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ user's ``-p requestforge_testing`` does, unknown markers and every warning as er
 
 from __future__ import annotations
 
+import pytest
+
 INNER_ARGS: tuple[str, ...] = (
     "-p",
     "requestforge_testing",
@@ -15,3 +17,12 @@ INNER_ARGS: tuple[str, ...] = (
     "-W",
     "error",
 )
+
+
+def run_inner(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> pytest.RunResult:
+    """Run pytest in-process with ``INNER_ARGS`` and only this plugin, as CI loads it:
+    autoloaded plugins could mask what it does alone."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    return pytester.runpytest(*INNER_ARGS, *args)

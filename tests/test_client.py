@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -471,25 +470,6 @@ def test_closed_client_refuses_before_resolving_the_url() -> None:
 
 # -- the sessions the client creates: the environment once per host ------------------------
 
-PROXY_AND_CA_VARIABLES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-)
-
-
-@pytest.fixture
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No proxy or CA bundle variables, and NETRC naming a file that does not exist."""
-    for name in PROXY_AND_CA_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "absent-netrc"))
-    return monkeypatch
-
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
     """Wrap the environment helper ``name`` of the transport module; returns the URLs seen."""
@@ -504,7 +484,7 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[str]:
     return seen
 
 
-@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.usefixtures("forge_clean_environment")
 def test_clients_sessions_read_the_environment_once_per_host(
     forge_responses: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -522,7 +502,7 @@ def test_clients_sessions_read_the_environment_once_per_host(
     assert netrc_lookups == ["https://a.example/x", "https://b.example/x"]
 
 
-@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.usefixtures("forge_clean_environment")
 def test_environment_cache_starts_over_when_full(
     forge_responses: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -550,16 +530,17 @@ def test_environment_cache_starts_over_when_full(
     ],
     ids=["none", "requests", "curl", "both"],
 )
+@pytest.mark.usefixtures("forge_clean_environment")
 def test_ca_bundle_variables_reach_the_adapter_as_with_requests(
     forge_responses: responses.RequestsMock,
-    clean_environment: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch,
     environment: dict[str, str],
     expected: bool | str,
 ) -> None:
     """REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE, becomes the verify the adapter gets, as in
     requests."""
     for name, value in environment.items():
-        clean_environment.setenv(name, value)
+        monkeypatch.setenv(name, value)
     forge_responses.get("https://a.example/x")
     with requests.Session() as stock:
         stock.get("https://a.example/x", timeout=5)
@@ -570,12 +551,13 @@ def test_ca_bundle_variables_reach_the_adapter_as_with_requests(
     assert verify == [expected, expected]
 
 
+@pytest.mark.usefixtures("forge_clean_environment")
 def test_ca_bundle_variable_does_not_override_verify_false(
-    forge_responses: responses.RequestsMock, clean_environment: pytest.MonkeyPatch
+    forge_responses: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """verify_ssl=False means no verification even with REQUESTS_CA_BUNDLE set (requests would
     verify against the bundle); a default client still takes the bundle."""
-    clean_environment.setenv("REQUESTS_CA_BUNDLE", "requests-bundle.pem")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "requests-bundle.pem")
     forge_responses.get("https://a.example/x")
     unverified = HttpClientConfigBuilder().with_verify_ssl(False).build()
     for config in (unverified, HttpClientConfig()):
@@ -585,7 +567,7 @@ def test_ca_bundle_variable_does_not_override_verify_false(
     assert verify == [False, "requests-bundle.pem"]
 
 
-@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.usefixtures("forge_clean_environment")
 def test_prepare_request_leaves_the_callers_request_alone() -> None:
     """Preparing a Request (or a subclass of it) sets no auth on the caller's object."""
 
@@ -600,7 +582,7 @@ def test_prepare_request_leaves_the_callers_request_alone() -> None:
             assert prepared.headers["Authorization"] == "Basic dXNlcjpwdw=="
 
 
-@pytest.mark.usefixtures("clean_environment")
+@pytest.mark.usefixtures("forge_clean_environment")
 def test_cached_environment_session_survives_pickling(
     forge_responses: responses.RequestsMock,
 ) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pickle
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.cookiejar import Cookie
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
@@ -33,28 +33,10 @@ from requestforge import (
 from requestforge._sessions import ThreadSafeCookieJar
 from requestforge._transport import CachedEnvironmentSession
 from requestforge_testing import ApiServer, Reply
+from tests.threads import in_threads
 
-T = TypeVar("T")
 TIMEOUT = 5.0
-ENVIRONMENT_VARIABLES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "REQUEST_METHOD",
-)
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No proxy or CA bundle variables, and NETRC naming a file that does not exist."""
-    for name in ENVIRONMENT_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "absent-netrc"))
-    return monkeypatch
+pytestmark = pytest.mark.usefixtures("forge_clean_environment")
 
 
 @pytest.fixture
@@ -68,32 +50,6 @@ def pem(tmp_path: Path) -> dict[str, str]:
 
 class MarkedAdapter(HTTPAdapter):
     """An adapter of our own, told apart from the defaults by its type."""
-
-
-def in_threads(count: int, work: Callable[[], T]) -> list[T]:
-    """``work()`` in ``count`` threads that are all alive at once (a barrier holds each until
-    all have run it), so no thread's session can be collected and its id reused; the
-    results in thread order. An exception in a thread is raised here."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            results[index] = work()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread below
-            errors.append(exc)
-        finally:
-            barrier.wait()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 def full_config(pem: dict[str, str]) -> HttpClientConfig:
@@ -269,7 +225,7 @@ def test_redirect_limit_reaches_the_session_requests_counts_on(
     ids=["no-request", "request-http", "request-no-proxy"],
 )
 def test_proxy_precedence_is_exactly_requests(
-    clean_environment: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch,
     session_proxies: dict[str, str],
     environment: dict[str, str],
     request_proxies: dict[str, str] | None,
@@ -277,7 +233,7 @@ def test_proxy_precedence_is_exactly_requests(
     """The proxy a request goes through is the one a bare requests.Session with the same
     session.proxies picks, whatever the environment and the request's proxies= say."""
     for name, value in environment.items():
-        clean_environment.setenv(name, value)
+        monkeypatch.setenv(name, value)
     url = "http://127.0.0.1:8080/x"
     config = HttpClientConfigBuilder().with_proxies(session_proxies).build()
     with HttpClient(config) as client, requests.Session() as bare:
@@ -369,11 +325,11 @@ def test_factory_session_settings_left_at_their_default_are_the_factorys() -> No
 
 
 def test_ca_bundle_variable_beats_verify_false_only_on_a_factory_session(
-    clean_environment: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """REQUESTS_CA_BUNDLE never overrides verify_ssl=False on the client's own session, and
     does on a plain factory session, as on any requests.Session (the documented exception)."""
-    clean_environment.setenv("REQUESTS_CA_BUNDLE", "/env/bundle.pem")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/env/bundle.pem")
     config = HttpClientConfigBuilder().with_verify_ssl(False).build()
     url = "https://api.example.com/"
     verify = []

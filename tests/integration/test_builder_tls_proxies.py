@@ -9,10 +9,7 @@ config alone, in every thread, and for the client a token provider makes with ``
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from pathlib import Path
-from typing import TypeVar
 
 import pytest
 import requests
@@ -28,21 +25,12 @@ from requestforge import (
     TokenEndpointError,
 )
 from requestforge_testing import ApiServer, CertificateAuthority, ProxyServer, Reply
+from tests.threads import in_threads
 
-T = TypeVar("T")
+pytestmark = pytest.mark.usefixtures("forge_clean_environment")
+
 THREADS = 4
 TOKEN_JSON = {"access_token": "mtls-token", "token_type": "Bearer", "expires_in": 300}
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No proxy or CA bundle variables, which would change what the config asks for."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "REQUEST_METHOD"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "absent-netrc"))
 
 
 def mtls(forge_tls: CertificateAuthority) -> HttpClientConfigBuilder:
@@ -55,30 +43,6 @@ def mtls(forge_tls: CertificateAuthority) -> HttpClientConfigBuilder:
 def common_names(server: ApiServer) -> list[str | None]:
     """The client certificate's common name on each request the server recorded."""
     return [(r.client_cert_subject or {}).get("commonName") for r in server.requests]
-
-
-def in_threads(count: int, work: Callable[[], T]) -> list[T]:
-    """``work()`` in ``count`` threads released together by a barrier; their results, or
-    the first thread's exception raised here."""
-    barrier = threading.Barrier(count)
-    results: list[T | None] = [None] * count
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            results[index] = work()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return [r for r in results if r is not None]
 
 
 # -- mutual TLS from the builder ------------------------------------------------------------------

@@ -25,15 +25,7 @@ T = TypeVar("T")
 Sender = Callable[[str, Mapping[str, str]], None]
 
 TIMEOUT = 5.0
-ENVIRONMENT_VARIABLES = (
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "REQUEST_METHOD",  # set, it makes urllib ignore HTTP_PROXY (the CGI "httpoxy" guard)
-)
+pytestmark = pytest.mark.usefixtures("forge_clean_environment")
 
 
 def stock_get(url: str, headers: Mapping[str, str]) -> None:
@@ -59,15 +51,6 @@ def identical(observe: Callable[[Sender], T]) -> T:
 
 def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No proxy or CA bundle variables, and NETRC naming a file that does not exist."""
-    for name in ENVIRONMENT_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "absent-netrc"))
 
 
 @pytest.fixture(scope="module")

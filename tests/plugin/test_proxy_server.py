@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import requests
 
 from requestforge_testing import ApiServer, CertificateAuthority, ProxyServer, Reply
-from tests.inner_pytest import INNER_ARGS as SHARED_INNER_ARGS
-
-INNER_ARGS = (*SHARED_INNER_ARGS, "-rs")
-MISSING = "tinyproxy not found: apt-get install tinyproxy"
-
-RunInner = Callable[..., pytest.RunResult]
-
-
-@pytest.fixture
-def run_inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> RunInner:
-    """Run pytest in-process with only this plugin, as CI would load it."""
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-
-    def run(*args: str) -> pytest.RunResult:
-        return pytester.runpytest(*INNER_ARGS, *args)
-
-    return run
+from tests.inner_pytest import run_inner
 
 
 def test_the_proxy_listens_on_loopback(forge_proxy: ProxyServer) -> None:
@@ -130,15 +112,9 @@ def test_two_proxies_get_different_ports() -> None:
         assert second.request_lines == []
 
 
-def test_missing_binary_is_reported() -> None:
-    """A binary that is not on PATH is a clear FileNotFoundError, and available() says so."""
-    assert ProxyServer.available()
-    assert not ProxyServer.available("no-such-tinyproxy")
-    with pytest.raises(FileNotFoundError, match="apt-get install tinyproxy"):
-        ProxyServer(binary="no-such-tinyproxy")
-
-
-def test_every_test_gets_a_reset_proxy(pytester: pytest.Pytester, run_inner: RunInner) -> None:
+def test_every_test_gets_a_reset_proxy(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Requests logged in one test are gone in the next, though the proxy is shared."""
     pytester.makepyfile(
         """
@@ -157,56 +133,5 @@ def test_every_test_gets_a_reset_proxy(pytester: pytest.Pytester, run_inner: Run
             assert forge_proxy.request_lines == []
         """
     )
-    result = run_inner()
+    result = run_inner(pytester, monkeypatch)
     result.assert_outcomes(passed=2)
-
-
-@pytest.mark.parametrize("ci", [None, "", "false", "0"])
-def test_missing_binary_skips_outside_ci(
-    pytester: pytest.Pytester,
-    run_inner: RunInner,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    ci: str | None,
-) -> None:
-    """Without tinyproxy on PATH a proxy test is skipped, saying what to install."""
-    monkeypatch.setenv("PATH", str(tmp_path))
-    if ci is None:
-        monkeypatch.delenv("CI", raising=False)
-    else:
-        monkeypatch.setenv("CI", ci)
-    pytester.makepyfile(
-        """
-        def test_needs_a_proxy(forge_proxy):
-            raise AssertionError("must not run")
-
-        def test_needs_the_session_proxy(forge_proxy_server):
-            raise AssertionError("must not run")
-        """
-    )
-    result = run_inner()
-    result.assert_outcomes(skipped=2)
-    result.stdout.fnmatch_lines([f"*{MISSING}*"])
-
-
-@pytest.mark.parametrize("ci", ["true", "1", "True", "yes"])
-def test_missing_binary_fails_under_ci(
-    pytester: pytest.Pytester,
-    run_inner: RunInner,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    ci: str,
-) -> None:
-    """Under CI a missing tinyproxy fails the run instead of skipping it unnoticed."""
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv("CI", ci)
-    pytester.makepyfile(
-        """
-        def test_needs_a_proxy(forge_proxy):
-            raise AssertionError("must not run")
-        """
-    )
-    result = run_inner()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"*{MISSING}*"])
-    assert result.ret != 0

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from redis.crc import key_slot
 
 from requestforge_testing import RedisServer
-from tests.inner_pytest import INNER_ARGS as SHARED_INNER_ARGS
-
-INNER_ARGS = (*SHARED_INNER_ARGS, "-rs")
-MISSING = "redis-server not found: apt-get install redis-server"
-
-RunInner = Callable[..., pytest.RunResult]
-
-
-@pytest.fixture
-def run_inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> RunInner:
-    """Run pytest in-process with only this plugin, as CI would load it."""
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-
-    def run(*args: str) -> pytest.RunResult:
-        return pytester.runpytest(*INNER_ARGS, *args)
-
-    return run
+from tests.inner_pytest import run_inner
 
 
 def test_forge_redis_is_a_running_server(forge_redis: RedisServer) -> None:
@@ -38,7 +21,9 @@ def test_forge_redis_is_a_running_server(forge_redis: RedisServer) -> None:
         assert client.config_get("appendonly") == {"appendonly": "no"}
 
 
-def test_every_test_gets_a_flushed_server(pytester: pytest.Pytester, run_inner: RunInner) -> None:
+def test_every_test_gets_a_flushed_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keys written by one test are gone in the next, though the server is shared."""
     pytester.makepyfile(
         """
@@ -55,59 +40,8 @@ def test_every_test_gets_a_flushed_server(pytester: pytest.Pytester, run_inner: 
                 assert client.dbsize() == 0
         """
     )
-    result = run_inner()
+    result = run_inner(pytester, monkeypatch)
     result.assert_outcomes(passed=2)
-
-
-@pytest.mark.parametrize("ci", [None, "", "false", "0"])
-def test_missing_binary_skips_outside_ci(
-    pytester: pytest.Pytester,
-    run_inner: RunInner,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    ci: str | None,
-) -> None:
-    """Without redis-server on PATH a Redis test is skipped, saying what to install."""
-    monkeypatch.setenv("PATH", str(tmp_path))
-    if ci is None:
-        monkeypatch.delenv("CI", raising=False)
-    else:
-        monkeypatch.setenv("CI", ci)
-    pytester.makepyfile(
-        """
-        def test_needs_redis(forge_redis):
-            raise AssertionError("must not run")
-
-        def test_needs_cluster(forge_redis_cluster):
-            raise AssertionError("must not run")
-        """
-    )
-    result = run_inner()
-    result.assert_outcomes(skipped=2)
-    result.stdout.fnmatch_lines([f"*{MISSING}*"])
-
-
-@pytest.mark.parametrize("ci", ["true", "1", "True", "yes"])
-def test_missing_binary_fails_under_ci(
-    pytester: pytest.Pytester,
-    run_inner: RunInner,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    ci: str,
-) -> None:
-    """Under CI a missing redis-server fails the run instead of skipping it unnoticed."""
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv("CI", ci)
-    pytester.makepyfile(
-        """
-        def test_needs_redis(forge_redis):
-            raise AssertionError("must not run")
-        """
-    )
-    result = run_inner()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"*{MISSING}*"])
-    assert result.ret != 0
 
 
 def test_server_stops_and_cleans_up() -> None:
@@ -148,14 +82,6 @@ def test_two_servers_get_different_ports() -> None:
         with first.client() as one, second.client() as two:
             one.set("k", "1")
             assert two.get("k") is None
-
-
-def test_missing_binary_is_reported() -> None:
-    """A binary that is not on PATH is a clear FileNotFoundError, and available() says so."""
-    assert RedisServer.available()
-    assert not RedisServer.available("no-such-redis-server")
-    with pytest.raises(FileNotFoundError, match="apt-get install redis-server"):
-        RedisServer(binary="no-such-redis-server")
 
 
 def test_cluster_client_needs_a_cluster(forge_redis: RedisServer) -> None:

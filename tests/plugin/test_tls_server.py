@@ -6,27 +6,14 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from requestforge_testing import ApiServer, CertificateAuthority, Reply
-from tests.inner_pytest import INNER_ARGS
-
-RunInner = Callable[..., pytest.RunResult]
-
-
-@pytest.fixture
-def run_inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> RunInner:
-    """Run pytest in-process with only this plugin, as CI would load it."""
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-
-    def run(*args: str) -> pytest.RunResult:
-        return pytester.runpytest(*INNER_ARGS, *args)
-
-    return run
+from tests.inner_pytest import run_inner
 
 
 @pytest.fixture
@@ -243,7 +230,7 @@ def test_without_trustme_the_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_fixtures_share_one_ca_and_reset_the_server(
-    pytester: pytest.Pytester, run_inner: RunInner
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """forge_tls is one CA per session; forge_tls_api_server is one HTTPS server per session,
     requiring its client certificate, reset before every test that asks for it."""
@@ -286,5 +273,5 @@ def test_fixtures_share_one_ca_and_reset_the_server(
             raise AssertionError("the server accepted a client without a certificate")
         """
     )
-    result = run_inner()
+    result = run_inner(pytester, monkeypatch)
     result.assert_outcomes(passed=3)
