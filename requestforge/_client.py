@@ -364,6 +364,25 @@ class HttpClient(VerbMethods):
         """One attempt: send ``outgoing`` (``request`` after the auth hook), then follow
         its redirects. Also returns the request the last response answered when it went
         with our credentials, or ``None`` once a redirect left the origin."""
+        response = send_once(self.session, outgoing, self._config.default_timeout)
+        if not request.allow_redirects or response.status_code not in REDIRECT_STATUSES:
+            return response, outgoing
+        return self._follow(
+            response, request, outgoing=outgoing, auth=auth, context=context, body_start=body_start
+        )
+
+    def _follow(
+        self,
+        response: HttpResponse,
+        request: HttpRequest,
+        *,
+        outgoing: HttpRequest,
+        auth: AuthHookInterface | None,
+        context: RequestContext,
+        body_start: list[tuple[Any, int]],
+    ) -> tuple[HttpResponse, HttpRequest | None]:
+        """The redirect part of :meth:`_exchange`, kept out of the path of the many
+        requests that are not redirected."""
         session = self.session
         timeout = self._config.default_timeout
         sent = outgoing
@@ -373,9 +392,6 @@ class HttpClient(VerbMethods):
             sent = auth.before_request(hop, context) if trusted and auth is not None else hop
             return send_once(session, sent, timeout)
 
-        response = send_once(session, outgoing, timeout)
-        if not request.allow_redirects or response.status_code not in REDIRECT_STATUSES:
-            return response, outgoing
         response, trusted = follow_redirects(
             response, request, send, session=session, rewind=lambda: _rewind(body_start)
         )
