@@ -11,15 +11,17 @@ from requestforge._auth import (
     CompositeAuthHook,
     TokenAuthHook,
 )
+from requestforge._builder import HttpClientConfigBuilder
 from requestforge._client import HttpClient
 from requestforge._clock import Clock, SystemClock, get_default_clock, set_default_clock
-from requestforge._config import HttpClientConfig, HttpClientConfigBuilder
+from requestforge._config import HttpClientConfig
 from requestforge._exceptions import (
     CircuitOpenError,
     ClientClosedError,
     ConfigurationError,
     ConnectError,
     ConnectTimeoutError,
+    HookError,
     HttpStatusError,
     InvalidRequestError,
     InvalidURLError,
@@ -76,6 +78,8 @@ from requestforge._retry import (
     SimpleRetryStrategy,
     parse_retry_after,
 )
+from requestforge._scrub import RedactedCause, RedactingFilter
+from requestforge._secrets import Secrets, declare_secrets
 from requestforge._storage import (
     InMemoryTokenStorage,
     PerKeyLockMixin,
@@ -118,6 +122,7 @@ __all__ = [
     "ExtensionMethod",
     "FetchContext",
     "HeaderTokenFetcher",
+    "HookError",
     "HttpClient",
     "HttpClientConfig",
     "HttpClientConfigBuilder",
@@ -143,6 +148,8 @@ __all__ = [
     "RateLimitResponseHook",
     "ReadError",
     "ReadTimeoutError",
+    "RedactedCause",
+    "RedactingFilter",
     "RedisTokenStorage",
     "RequestContext",
     "RequestError",
@@ -153,6 +160,7 @@ __all__ = [
     "ResponseDecodeError",
     "ResponseHookInterface",
     "RetryStrategyInterface",
+    "Secrets",
     "SerializingMixin",
     "SimpleRetryStrategy",
     "StreamConsumedError",
@@ -173,6 +181,7 @@ __all__ = [
     "TooManyRedirectsError",
     "TransportError",
     "__version__",
+    "declare_secrets",
     "get_default_clock",
     "map",
     "parse_retry_after",

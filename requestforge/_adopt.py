@@ -16,6 +16,7 @@ than silently not run: the client's own hooks are the way to act on responses.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -36,8 +37,8 @@ def adopt(request: object) -> HttpRequest:
         return HttpRequest(
             parse_method(_text("method", request.method)),
             _text("url", request.url),
-            headers=dict(request.headers or {}),
-            params=dict(request.params or {}),
+            headers=_mapping("headers", request.headers),
+            params=_mapping("params", request.params),
             json_data=request.json,
             data=request.data or None,  # requests' default is [], meaning none
             cookies=request.cookies or None,
@@ -48,7 +49,7 @@ def adopt(request: object) -> HttpRequest:
         return HttpRequest(
             parse_method(_text("method", request.method)),
             _text("url", request.url),
-            headers=dict(request.headers),
+            headers=_mapping("headers", request.headers),
             data=request.body,
         )
     raise InvalidRequestError(
@@ -58,16 +59,36 @@ def adopt(request: object) -> HttpRequest:
 
 
 def _refuse_hooks(hooks: Any) -> None:
-    if any(hooks.get(event) for event in hooks or {}):
+    if isinstance(hooks, Mapping):
+        hooks = [hooks.get(event) for event in hooks]
+    if any(hooks or ()):
         raise InvalidRequestError(
             "requests hooks= on a Request are not run by HttpClient; use its response hooks "
             "(HttpClientConfigBuilder.with_response_hook) instead"
         )
 
 
+def _mapping(name: str, value: object) -> dict[Any, Any]:
+    """A Request's headers or params as a dict: a mapping, or ``(name, value)`` pairs."""
+    if not value:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, list | tuple) and all(
+        isinstance(pair, tuple | list) and len(pair) == 2 and isinstance(pair[0], str)
+        for pair in value
+    ):
+        return dict(value)
+    raise InvalidRequestError(
+        f"the request's {name} must be a mapping or (name, value) pairs, got {type(value).__name__}"
+    )
+
+
 def _text(name: str, value: object) -> str:
     if isinstance(value, bytes):
         value = value.decode("ascii", errors="replace")
     if not isinstance(value, str) or not value:
-        raise InvalidRequestError(f"the request's {name} must be set, got {value!r}")
+        raise InvalidRequestError(
+            f"the request's {name} must be a non-empty string, got {type(value).__name__}"
+        )
     return value

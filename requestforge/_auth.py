@@ -4,6 +4,11 @@ The auth hook runs on every attempt (after the request hooks), so a retry after 
 backoff carries fresh credentials. When a response is 401 the client asks
 :meth:`AuthHookInterface.on_unauthorized` whether the credentials were renewed; if so it
 resends the request exactly once.
+
+Each hook knows exactly what it sends that is secret and says so in
+:attr:`AuthHookInterface.secrets` (declared process-wide, see ``_secrets.py``, when the
+hook is built and again when a client is built with it), so logs, ``to_curl()``, reprs,
+exception messages and cassettes hide it whatever the header or parameter is called.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from requestforge._hooks import _header_value_problem, _valid_header_name
 from requestforge._models import HttpRequest, RequestContext
 from requestforge._redact import REDACTED
 from requestforge._response import HttpResponse
+from requestforge._secrets import Secrets, declare_secrets
 
 if TYPE_CHECKING:
     from requestforge._token_manager import TokenManager
@@ -34,7 +40,20 @@ __all__ = [
 
 
 class AuthHookInterface(ABC):
-    """Adds credentials to a request."""
+    """Adds credentials to a request.
+
+    A hook of your own that sends a secret should say what it is in :attr:`secrets`: the
+    client declares it when it is built, and from then on every log line, ``to_curl()``,
+    repr, exception message and cassette hides it, whatever its header or parameter is
+    called. A value the hook only learns later can be declared then with
+    :func:`requestforge.declare_secrets`.
+    """
+
+    @property
+    def secrets(self) -> Secrets:
+        """The header names, query/form field names and values this hook sends that are
+        secret (``Secrets.of(headers=..., fields=..., values=...)``); empty by default."""
+        return Secrets()
 
     @abstractmethod
     def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
@@ -49,6 +68,17 @@ class AuthHookInterface(ABC):
         most once per request, whatever this returns the second time.
         """
         return False
+
+    def on_resend_answered(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> None:
+        """Called with the answer to the resend that :meth:`on_unauthorized` allowed, so a
+        hook can tell renewed credentials that work from ones that are refused too (another
+        401). Nothing by default; :class:`TokenAuthHook` feeds its manager's storm limit."""
+        return
+
+
+_AUTHORIZATION = Secrets.of(headers=["Authorization"])
 
 
 def _valid_secret(value: object, what: str) -> str:
@@ -71,6 +101,13 @@ class BearerTokenAuthHook(AuthHookInterface):
         if token[:7].lower() == "bearer ":
             raise ConfigurationError("token must be the bare token, without the 'Bearer ' prefix")
         self._headers = MappingProxyType({"Authorization": f"Bearer {token}"})
+        self._secrets = Secrets.of(headers=["Authorization"], values=[token])
+        declare_secrets(self._secrets)
+
+    @property
+    def secrets(self) -> Secrets:
+        """``Authorization`` and the token."""
+        return self._secrets
 
     def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
         """Return a copy of ``request`` with the bearer ``Authorization`` header."""
@@ -85,9 +122,10 @@ class ApiKeyAuthHook(AuthHookInterface):
 
     With ``query_param`` the key goes into ``request.params`` under that name instead of a
     header (replacing a parameter of the same name). Query strings end up in server and proxy
-    logs; prefer a header when the API allows it. requestforge redacts query parameters by
-    name (see ``requestforge._redact``), so choose a ``query_param`` it recognises as secret
-    (``api_key``, ``key``, ``access_token``...) or it will appear in logged URLs.
+    logs; prefer a header when the API allows it. The hook declares its header (or
+    parameter) name and the key as secret, so requestforge hides them in its own logs,
+    ``to_curl()``, messages and cassettes whatever the name is (``Ocp-Apim-Subscription-Key``,
+    ``subscription-key``).
     """
 
     def __init__(
@@ -102,6 +140,17 @@ class ApiKeyAuthHook(AuthHookInterface):
         self._query_param = query_param
         self._api_key = api_key
         self._headers = MappingProxyType({header_name: api_key})
+        self._secrets = (
+            Secrets.of(fields=[query_param], values=[api_key])
+            if query_param is not None
+            else Secrets.of(headers=[header_name], values=[api_key])
+        )
+        declare_secrets(self._secrets)
+
+    @property
+    def secrets(self) -> Secrets:
+        """The header or query parameter the key goes in, and the key."""
+        return self._secrets
 
     @property
     def header_name(self) -> str:
@@ -142,6 +191,15 @@ class BasicAuthHook(AuthHookInterface):
         credentials = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
         self._username = username
         self._headers = MappingProxyType({"Authorization": f"Basic {credentials}"})
+        self._secrets = Secrets.of(
+            headers=["Authorization"], values=[password, credentials, f"Basic {credentials}"]
+        )
+        declare_secrets(self._secrets)
+
+    @property
+    def secrets(self) -> Secrets:
+        """``Authorization``, the password and the encoded credentials."""
+        return self._secrets
 
     @property
     def username(self) -> str:
@@ -174,6 +232,14 @@ class CompositeAuthHook(AuthHookInterface):
         self._hooks = hooks
 
     @property
+    def secrets(self) -> Secrets:
+        """Everything the combined hooks declare."""
+        combined = Secrets()
+        for hook in self._hooks:
+            combined |= hook.secrets
+        return combined
+
+    @property
     def hooks(self) -> tuple[AuthHookInterface, ...]:
         """The combined hooks, in the order they are applied."""
         return self._hooks
@@ -200,7 +266,9 @@ class TokenAuthHook(AuthHookInterface):
 
     On a 401 it asks the manager to replace the token that was sent (compare-and-refresh:
     fifty threads rejected with the same token cause one refresh) and lets the client resend
-    once. A request that gets a 401 with the fresh token too is not retried again.
+    once. A request that gets a 401 with the fresh token too is not retried again, and while
+    the manager's storm limit holds (fresh tokens keep being rejected) the 401 is handed back
+    without a fetch or a resend.
     """
 
     def __init__(self, token_manager: TokenManager) -> None:
@@ -211,6 +279,11 @@ class TokenAuthHook(AuthHookInterface):
                 f"token_manager must be a TokenManager, got {type(token_manager).__name__}"
             )
         self._manager = token_manager
+
+    @property
+    def secrets(self) -> Secrets:
+        """``Authorization``; each token is declared as it arrives (``TokenData``)."""
+        return _AUTHORIZATION
 
     @property
     def token_manager(self) -> TokenManager:
@@ -225,11 +298,22 @@ class TokenAuthHook(AuthHookInterface):
     def on_unauthorized(
         self, request: HttpRequest, response: HttpResponse, context: RequestContext
     ) -> bool:
-        """Replace the rejected token (unless another thread already did) and allow a resend."""
+        """Replace the rejected token (unless another thread already did) and allow a resend,
+        unless the manager's storm limit handed the rejected token back: resending it would
+        only be refused again."""
         sent = request.header("Authorization") or ""
         _, _, rejected = sent.partition(" ")
-        self._manager.refresh(rejected or None)
-        return True
+        token = self._manager.refresh(rejected or None)
+        return not rejected or token.access_token != rejected
+
+    def on_resend_answered(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> None:
+        """Tell the manager whether the token that replaced a rejected one was accepted:
+        a 401 again opens its storm window (see ``TokenManager.record_resend``)."""
+        _, _, sent = (request.header("Authorization") or "").partition(" ")
+        if sent:
+            self._manager.record_resend(sent, accepted=response.status_code != 401)
 
     def __repr__(self) -> str:
         return f"TokenAuthHook({self._manager!r})"

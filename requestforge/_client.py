@@ -2,6 +2,7 @@
 
 The flow of :meth:`HttpClient.send`, top to bottom::
 
+    check the URL and json= (a typed error, before anything is sent)
     request hooks (once, in order)
     loop over attempts:
         auth hook                      fresh credentials on every attempt
@@ -13,6 +14,11 @@ The flow of :meth:`HttpClient.send`, top to bottom::
             yes: sleep get_delay() on the clock, next attempt
             no:  raise (MaxRetryException when retries ran out)
     response hooks (once, in order) -> HttpResponse
+
+Every hook call (request, auth, response and error hooks) goes through one guard: a
+``RequestForgeError`` passes as it is, any other exception becomes a ``HookError`` naming the
+hook, and a hook that returns something other than what it must (``None``, when it forgot
+its ``return``) is a ``HookError`` too.
 """
 
 from __future__ import annotations
@@ -35,7 +41,10 @@ from requestforge._clock import get_default_clock
 from requestforge._config import HttpClientConfig
 from requestforge._exceptions import (
     ClientClosedError,
+    ConfigurationError,
+    HookError,
     HttpStatusError,
+    InvalidRequestError,
     InvalidURLError,
     MaxRetryException,
     RequestForgeError,
@@ -53,8 +62,11 @@ from requestforge._models import (
 from requestforge._redact import redact_url
 from requestforge._redirects import REDIRECT_STATUSES, follow_redirects
 from requestforge._response import HttpResponse
+from requestforge._scrub import install_log_redaction
+from requestforge._secrets import declare_secrets
 from requestforge._sessions import SessionFactory
 from requestforge._transport import send_once
+from requestforge._validate_request import absolute_url, url_text, valid_headers, valid_json
 from requestforge._verbs import VerbMethods
 
 if TYPE_CHECKING:
@@ -118,7 +130,22 @@ class HttpClient(VerbMethods):
     ) -> None:
         self._config = config if config is not None else HttpClientConfig()
         if not isinstance(self._config, HttpClientConfig):
-            raise TypeError(f"config must be an HttpClientConfig, got {config!r}")
+            raise ConfigurationError(
+                f"config must be an HttpClientConfig, got {type(config).__name__}"
+            )
+        if session is not None and not isinstance(session, requests.Session):
+            raise ConfigurationError(
+                f"session must be a requests.Session, got {type(session).__name__}"
+            )
+        if session_factory is not None and not callable(session_factory):
+            raise ConfigurationError(
+                "session_factory must be a callable that returns a requests.Session, "
+                f"got {type(session_factory).__name__}"
+            )
+        # What this client sends that is secret, read now (a hook of the caller's may say
+        # it only here), and urllib3's request logging redacted (see _scrub).
+        declare_secrets(self._config.secrets)
+        install_log_redaction()
         self._session = session
         # Also what a Pool built on this client makes its workers' sessions with.
         self._session_factory = SessionFactory(self._config, session_factory)
@@ -221,13 +248,17 @@ class HttpClient(VerbMethods):
         :class:`~requestforge.HttpResponse`); hooks, auth, the 401 renewal and retries all
         run before that. Redirects are followed unless ``allow_redirects=False``; what
         travels to another origin is described in the client guide. A keyword of the
-        wrong type raises :class:`~requestforge.InvalidRequestError`.
+        wrong type or value raises :class:`~requestforge.InvalidRequestError` (an invalid
+        URL :class:`~requestforge.InvalidURLError`) before anything is sent; a hook that
+        fails raises :class:`~requestforge.HookError`.
         """
         verb = parse_method(method)
         if self._closed:
             raise ClientClosedError("this HttpClient has been closed")
         # Resolved here, so send() finds an absolute URL and need not copy the request.
         url = self._resolve(url)
+        if headers is not None:
+            valid_headers("headers", headers, sending=False)  # before the merge reads them
         merged = merge_headers(self._config.default_headers, headers) if headers else None
         request = HttpRequest(
             verb,
@@ -258,10 +289,16 @@ class HttpClient(VerbMethods):
         """
         from requestforge._pool import Pool  # noqa: PLC0415 - the pool builds on this module
 
+        if not isinstance(requests, Iterable):
+            raise InvalidRequestError(
+                f"map() takes an iterable of request dicts, got {type(requests).__name__}"
+            )
         pool = Pool.from_requests(requests, client=self, num_processes=num_processes)
         return pool.results()
 
     def _resolve(self, url: str) -> str:
+        if type(url) is not str:
+            url = url_text("url", url, error=InvalidURLError)
         if url[:8].lower().startswith(("http://", "https://")):
             return url
         base = self._config.base_url
@@ -278,6 +315,8 @@ class HttpClient(VerbMethods):
 
         A ``requests.Request`` or ``PreparedRequest`` is taken as the request it describes
         (a prepared one exactly as prepared); their ``hooks=`` are refused, not ignored.
+        Anything else, or a request that cannot be sent (an invalid URL, a ``json`` that
+        does not encode), raises :class:`~requestforge.InvalidRequestError`.
         """
         config = self._config
         retry = config.retry_strategy
@@ -286,9 +325,9 @@ class HttpClient(VerbMethods):
         # precedence of request auth over session auth).
         auth = config.auth_hook if request.auth is None else None
         body_start = _body_positions(request)
-        reauthenticated = False
+        reauthenticated = awaiting_resend = False
         while True:
-            outgoing = auth.before_request(request, context) if auth is not None else request
+            outgoing = _authorize(auth, request, context) if auth is not None else request
             try:
                 retry.before_attempt(context)
             except RequestForgeError as refused:
@@ -306,6 +345,9 @@ class HttpClient(VerbMethods):
                 retry.after_attempt(context, None, error)
                 raise
             retry.after_attempt(context, response, None)
+            if awaiting_resend:
+                awaiting_resend = False
+                _resend_answered(auth, answered, response, context)
             if (
                 response.status_code == 401
                 and auth is not None
@@ -314,8 +356,9 @@ class HttpClient(VerbMethods):
             ):
                 reauthenticated = True
                 # Renew even when the body cannot be resent, so the next call works.
-                renewed = auth.on_unauthorized(answered, response, context)
+                renewed = _renew(auth, answered, response, context)
                 if renewed and request.has_replayable_body:
+                    awaiting_resend = True
                     response.close()
                     _rewind(body_start)
                     continue
@@ -331,8 +374,19 @@ class HttpClient(VerbMethods):
                     _rewind(body_start)
                     continue
             break
-        for response_hook in config.response_hooks:
-            response = response_hook.after_response(response, context)
+        return self._run_response_hooks(response, context)
+
+    def _run_response_hooks(self, response: HttpResponse, context: RequestContext) -> HttpResponse:
+        for response_hook in self._config.response_hooks:
+            try:
+                replaced = response_hook.after_response(response, context)
+            except RequestForgeError:
+                raise
+            except Exception as exc:
+                raise _hook_raised(response_hook, "after_response", exc, context.request) from exc
+            if not isinstance(replaced, HttpResponse):
+                raise _hook_returned(response_hook, "after_response", replaced, HttpResponse)
+            response = replaced
         return response
 
     def _start(
@@ -349,7 +403,20 @@ class HttpClient(VerbMethods):
             request=request, max_retries=self._config.retry_strategy.max_retries
         )
         for request_hook in self._config.request_hooks:
-            request = request_hook.before_request(request, context)
+            try:
+                changed = request_hook.before_request(request, context)
+            except RequestForgeError:
+                raise
+            except Exception as exc:
+                raise _hook_raised(request_hook, "before_request", exc, request) from exc
+            if not isinstance(changed, HttpRequest):
+                raise _hook_returned(request_hook, "before_request", changed, HttpRequest)
+            request = changed
+        # Checked once, after the hooks (they may change them), and before any attempt.
+        absolute_url("url", request.url, error=InvalidURLError)
+        valid_headers("headers", request.headers)
+        if request.json_data is not None:
+            valid_json(request.json_data)
         context.request = request
         return request, context
 
@@ -389,7 +456,7 @@ class HttpClient(VerbMethods):
 
         def send(hop: HttpRequest, trusted: bool) -> HttpResponse:
             nonlocal sent
-            sent = auth.before_request(hop, context) if trusted and auth is not None else hop
+            sent = _authorize(auth, hop, context) if trusted and auth is not None else hop
             return send_once(session, sent, timeout)
 
         response, trusted = follow_redirects(
@@ -440,7 +507,82 @@ class HttpClient(VerbMethods):
 
     def _run_error_hooks(self, error: BaseException, context: RequestContext) -> None:
         for hook in self._config.error_hooks:
-            hook.on_error(error, context)
+            try:
+                hook.on_error(error, context)
+            except RequestForgeError:
+                raise
+            except Exception as exc:
+                raise _hook_raised(hook, "on_error", exc, context.request) from exc
+
+
+def _authorize(
+    auth: AuthHookInterface, request: HttpRequest, context: RequestContext
+) -> HttpRequest:
+    """``auth.before_request``, through the hook guard (see the module doc)."""
+    try:
+        outgoing = auth.before_request(request, context)
+    except RequestForgeError:
+        raise
+    except Exception as exc:
+        raise _hook_raised(auth, "before_request", exc, request) from exc
+    if not isinstance(outgoing, HttpRequest):
+        raise _hook_returned(auth, "before_request", outgoing, HttpRequest)
+    return outgoing
+
+
+def _renew(
+    auth: AuthHookInterface,
+    answered: HttpRequest,
+    response: HttpResponse,
+    context: RequestContext,
+) -> bool:
+    """``auth.on_unauthorized``, through the hook guard."""
+    try:
+        return bool(auth.on_unauthorized(answered, response, context))
+    except RequestForgeError:
+        raise
+    except Exception as exc:
+        raise _hook_raised(auth, "on_unauthorized", exc, answered) from exc
+
+
+def _resend_answered(
+    auth: AuthHookInterface | None,
+    answered: HttpRequest | None,
+    response: HttpResponse,
+    context: RequestContext,
+) -> None:
+    """``auth.on_resend_answered``, through the hook guard; not when a redirect took the
+    resend to another origin (its answer says nothing about our credentials)."""
+    if auth is None or answered is None:
+        return
+    try:
+        auth.on_resend_answered(answered, response, context)
+    except RequestForgeError:
+        raise
+    except Exception as exc:
+        raise _hook_raised(auth, "on_resend_answered", exc, answered) from exc
+
+
+def _hook_raised(hook: object, method: str, exc: BaseException, request: HttpRequest) -> HookError:
+    """The error for a hook that raised: its class and method, and the exception's type
+    (its text may quote a credential, so it is left to ``__cause__``)."""
+    return HookError(
+        f"{type(hook).__qualname__}.{method}() raised {type(exc).__qualname__} "
+        "(the hook's exception is chained as __cause__)",
+        hook=hook,
+        method=method,
+        request=request,
+    )
+
+
+def _hook_returned(hook: object, method: str, result: object, expected: type) -> HookError:
+    """The error for a hook that returned something other than what it must."""
+    got = "None (is its return statement missing?)" if result is None else type(result).__name__
+    return HookError(
+        f"{type(hook).__qualname__}.{method}() must return an {expected.__name__}, returned {got}",
+        hook=hook,
+        method=method,
+    )
 
 
 def _body_positions(request: HttpRequest) -> list[tuple[Any, int]]:

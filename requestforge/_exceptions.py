@@ -3,12 +3,14 @@
 ::
 
     RequestForgeError
-    ├── ConfigurationError (ValueError)       bad configuration, raised at build time
-    ├── InvalidRequestError (ValueError)      a request that cannot be sent as given
+    ├── ConfigurationError (ValueError, TypeError)   bad configuration, raised at build time
+    ├── InvalidRequestError (ValueError, TypeError)  a request that cannot be sent as given
     │   └── InvalidURLError                   no scheme/host, or relative without a base URL
+    ├── HookError                             a hook raised, or returned nothing usable
     ├── ClientClosedError (RuntimeError)      the client was used after close()
     ├── ResponseDecodeError (ValueError)      a body that is not the JSON it claims to be
     ├── StreamConsumedError (RuntimeError)    a streamed body read again after iterating it
+    ├── RedactedCause                         only chained: a lower layer's error, redacted
     ├── TokenError                            getting an access token failed
     │   ├── TokenResponseError (ValueError)   the token endpoint's answer is not a token response
     │   ├── TokenEndpointError                the token endpoint refused or failed (OAuth ``error``)
@@ -28,12 +30,21 @@
 
 Context is passed keyword-only: ``request=`` (an :class:`~requestforge.HttpRequest`) and
 ``response=`` (an :class:`~requestforge.HttpResponse`). Callers never need to catch a
-``requests`` exception: the client wraps them all, keeping the original as ``__cause__``.
+``requests`` exception: the client wraps them all, chaining as ``__cause__`` a copy of the
+original of the same type whose text is redacted (``_scrub``): requests and urllib3 quote
+the URL's query in their messages. Every message is redacted too (``_redact.redact_text``).
+
+``ConfigurationError`` and ``InvalidRequestError`` are both ``ValueError`` and ``TypeError``:
+a wrong value and a wrong type are one kind of mistake to the caller, and code written
+against the built-in exception Python raised before (``except TypeError`` around
+``with_headers(None)``, ``HttpClient(config=...)``, ``json=object()``) keeps working.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from requestforge._redact import redact_text
 
 if TYPE_CHECKING:
     from requestforge._models import HttpRequest
@@ -45,6 +56,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "ConnectTimeoutError",
+    "HookError",
     "HttpStatusError",
     "InvalidRequestError",
     "InvalidURLError",
@@ -76,6 +88,9 @@ class RequestForgeError(Exception):
         request: HttpRequest | None = None,
         response: HttpResponse | None = None,
     ) -> None:
+        # Every message we build is scrubbed here, once: a URL's secret query parameters,
+        # declared secret values, server text quoting them (see _redact.redact_text).
+        message = redact_text(message) if isinstance(message, str) else message
         super().__init__(message)
         self.message = message
         self.request = request if request is not None or response is None else response.request
@@ -85,16 +100,45 @@ class RequestForgeError(Exception):
         return self.message
 
 
-class ConfigurationError(RequestForgeError, ValueError):
-    """The configuration is invalid; raised as early as possible, at build time."""
+class ConfigurationError(RequestForgeError, ValueError, TypeError):
+    """The configuration is invalid; raised as early as possible, at build time.
+
+    The message names the setting and what is wrong with it, never a secret value.
+    """
 
 
-class InvalidRequestError(RequestForgeError, ValueError):
-    """The request cannot be sent as given (unknown method, bad header value, bad URL)."""
+class InvalidRequestError(RequestForgeError, ValueError, TypeError):
+    """The request cannot be sent as given (unknown method, bad header value, bad URL,
+    a keyword of the wrong type); raised before anything is sent."""
 
 
 class InvalidURLError(InvalidRequestError):
     """A URL has no scheme or host, or a relative URL was given without a base URL."""
+
+
+class HookError(RequestForgeError):
+    """A hook (request, response, error or auth hook) raised an exception that is not a
+    :class:`RequestForgeError`, or returned something other than what it must return
+    (a hook that forgot its ``return`` gives ``None``).
+
+    ``hook`` is the hook object and ``method`` the method that failed (``"before_request"``
+    ...); the hook's own exception, if any, is ``__cause__``. A ``RequestForgeError`` a hook
+    raises passes through unchanged. The message names the hook's class, never the text of
+    the hook's exception (it may quote a credential).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hook: object,
+        method: str,
+        request: HttpRequest | None = None,
+        response: HttpResponse | None = None,
+    ) -> None:
+        super().__init__(message, request=request, response=response)
+        self.hook = hook
+        self.method = method
 
 
 class ClientClosedError(RequestForgeError, RuntimeError):

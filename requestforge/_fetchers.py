@@ -19,7 +19,6 @@ redirects, never its base URL, headers, hooks, auth, retries or cookies. ``clien
 
 from __future__ import annotations
 
-import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
@@ -41,10 +40,19 @@ from requestforge._exceptions import (
 from requestforge._hooks import _valid_header_name
 from requestforge._models import merge_headers, parse_method
 from requestforge._pipeline import FetchContext, TokenFetcherInterface
-from requestforge._redact import redact_url
+from requestforge._redact import is_secret_field, is_secret_header, redact_url
 from requestforge._response import HttpResponse
+from requestforge._secrets import Secrets, declare_secrets
+from requestforge._token_endpoint import TRANSIENT_STATUSES, endpoint_error
 from requestforge._tokens import TokenData, _parse_expires_in
-from requestforge._validate import connection_config
+from requestforge._validate import (
+    connection_config,
+    instance,
+    shown,
+    text,
+    valid_clock,
+    valid_token_type,
+)
 
 __all__ = ["BodyTokenFetcher", "HeaderTokenFetcher"]
 
@@ -52,11 +60,6 @@ __all__ = ["BodyTokenFetcher", "HeaderTokenFetcher"]
 HeadersArg: TypeAlias = Mapping[str, str] | Callable[[FetchContext], Mapping[str, str]] | None
 #: A request body (``json=`` or ``data=``): fixed, or computed from the earlier tokens.
 BodyArg: TypeAlias = Any
-
-_ERROR_CODE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-#: Statuses after which trying again later may succeed (the server is failing or busy).
-_TRANSIENT_STATUSES: Final = frozenset({408, 425, 429})
 
 
 class _HttpTokenFetcher(TokenFetcherInterface):
@@ -80,11 +83,10 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         clock: Clock | None = None,
     ) -> None:
         super().__init__(name, depends_on=depends_on, ttl=ttl)
-        if client is not None and not isinstance(client, HttpClient):
-            raise ConfigurationError(f"client must be an HttpClient, got {type(client).__name__}")
+        if client is not None:
+            instance("client", client, HttpClient)
         connection = connection_config(config, client=client)
-        if not isinstance(url, str) or not url.strip():
-            raise ConfigurationError(f"url of step {name!r} must be a non-empty string")
+        text(f"url of step {name!r}", url)
         absolute = url[:8].lower().startswith(("http://", "https://"))
         if not absolute and (client is None or client.config.base_url is None):
             raise ConfigurationError(
@@ -101,12 +103,10 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         if auth_from is not None and auth_from not in self.depends_on:
             raise ConfigurationError(
                 f"auth_from of step {name!r} must be one of its depends_on "
-                f"{self.depends_on!r}, got {auth_from!r}"
+                f"{self.depends_on!r}, got {shown(auth_from)}"
             )
-        if not isinstance(token_type, str) or not token_type.strip():
-            raise ConfigurationError(f"token_type must be a non-empty string, got {token_type!r}")
-        if clock is not None and not isinstance(clock, Clock):
-            raise ConfigurationError(f"clock must be a Clock, got {type(clock).__name__}")
+        valid_token_type("token_type", token_type)
+        valid_clock("clock", clock)
         self._url = url
         self._owns_client = client is None
         if client is None:
@@ -120,6 +120,7 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         self._auth_from = auth_from or (self.depends_on[-1] if self.depends_on else None)
         self._token_type = token_type
         self._clock = clock
+        declare_secrets(_fixed_secrets(headers, json, data))
 
     @property
     def url(self) -> str:
@@ -159,13 +160,16 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         if given:
             headers = merge_headers(headers, given)  # the caller's headers win
         where = redact_url(self._url)
+        json = self._json(context) if callable(self._json) else self._json
+        data = self._data(context) if callable(self._data) else self._data
         try:
             response = self._client.request(
                 self._method,
                 self._url,
                 headers=headers,
-                json=self._json(context) if callable(self._json) else self._json,
-                data=self._data(context) if callable(self._data) else self._data,
+                json=json,
+                data=data,
+                allow_redirects=False,  # see _token_endpoint: a token request stays put
             )
         except RequestError as exc:
             raise TokenEndpointError(
@@ -176,20 +180,11 @@ class _HttpTokenFetcher(TokenFetcherInterface):
                 status_code=None if exc.response is None else exc.response.status_code,
             ) from exc
         if not response.is_success:
-            body = response.json_or_none()
-            error = body.get("error") if isinstance(body, Mapping) else None
-            description = body.get("error_description") if isinstance(body, Mapping) else None
-            error = error if isinstance(error, str) else None
-            # An OAuth error code is a short ASCII word; anything else stays out of the message.
-            described = f" ({error})" if error and _ERROR_CODE.fullmatch(error) else ""
-            raise TokenEndpointError(
-                f"token endpoint {where} answered {response.status_code}{described}",
-                error=error,
-                error_description=description if isinstance(description, str) else None,
-                status_code=response.status_code,
-                transient=response.status_code >= 500
-                or response.status_code in _TRANSIENT_STATUSES,
-                response=response,
+            raise endpoint_error(
+                response,
+                url=self._url,
+                purpose=f"step {self.name!r}",
+                secrets=_sent_secrets(context, headers, json, data),
             )
         return response
 
@@ -250,6 +245,7 @@ class HeaderTokenFetcher(_HttpTokenFetcher):
         clock: Clock | None = None,
     ) -> None:
         self._header_name = _valid_header_name(header_name, "header_name")
+        declare_secrets(Secrets.of(headers=[header_name]))  # it carries the token
         super().__init__(
             name,
             url,
@@ -370,9 +366,52 @@ class BodyTokenFetcher(_HttpTokenFetcher):
         return self._token(token, clock, expires_in=expires_in, refresh_token=refresh_token)
 
 
+def _fixed_secrets(headers: HeadersArg, json: BodyArg, data: BodyArg) -> Secrets:
+    """The values of secret-named fixed headers and body fields (callables are asked
+    per fetch: what they return is redacted by name, and tokens are declared anyway)."""
+    values: list[str] = []
+    if isinstance(headers, Mapping):
+        values += [v for k, v in headers.items() if isinstance(k, str) and is_secret_header(k)]
+    for body in (json, data):
+        values += _secret_fields(body, 0)
+    return Secrets.of(values=[v for v in values if isinstance(v, str)])
+
+
+def _sent_secrets(
+    context: FetchContext, headers: Mapping[str, str], json: BodyArg, data: BodyArg
+) -> list[str]:
+    """Every secret one request carried, to scrub from the server text we quote: the earlier
+    steps' tokens, secret-named header values and secret-named body fields."""
+    found = [v for k, v in headers.items() if is_secret_header(k)]
+    for token in context.tokens.values():
+        found += [token.access_token, token.authorization_header]
+        found += [token.refresh_token] if token.refresh_token else []
+    for body in (json, data):
+        found += _secret_fields(body, 0)
+    return found
+
+
+def _secret_fields(body: object, depth: int) -> list[str]:
+    if depth > 8:  # a fixed body is shallow; deeper is not worth walking
+        return []
+    found: list[str] = []
+    if isinstance(body, Mapping):
+        for key, value in body.items():
+            if isinstance(key, str) and is_secret_field(key) and isinstance(value, str):
+                found.append(value)
+            else:
+                found += _secret_fields(value, depth + 1)
+    elif isinstance(body, list | tuple):
+        for item in body:
+            found += _secret_fields(item, depth + 1)
+    return found
+
+
 def _split_path(path: object, what: str) -> tuple[str, ...]:
     if not isinstance(path, str) or not path or any(not part for part in path.split(".")):
-        raise ConfigurationError(f"{what} must be a dotted path like 'data.token', got {path!r}")
+        raise ConfigurationError(
+            f"{what} must be a dotted path like 'data.token', got {shown(path)}"
+        )
     return tuple(path.split("."))
 
 
@@ -393,5 +432,5 @@ def _transient_error(exc: RequestError) -> bool:
     """Whether a request that got no usable answer may succeed if tried again later."""
     response = exc.response
     if response is not None:
-        return response.status_code >= 500 or response.status_code in _TRANSIENT_STATUSES
+        return response.status_code >= 500 or response.status_code in TRANSIENT_STATUSES
     return isinstance(exc, TransportError | MaxRetryException | CircuitOpenError)

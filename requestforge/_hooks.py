@@ -5,6 +5,11 @@ hooks run once on the final response; error hooks see every failed attempt (tran
 errors, and retryable statuses as :class:`~requestforge.HttpStatusError`). Hooks are shared
 by every thread that uses the client, so they keep per-request state in
 ``context.metadata``, never on ``self``.
+
+A hook that raises anything but a :class:`~requestforge.RequestForgeError`, or returns
+something other than the request (or response) it must return -- ``None`` when it forgot
+its ``return`` -- fails the call with :class:`~requestforge.HookError`, which names the hook
+and chains its exception.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from uuid import uuid4
 from requestforge._clock import get_default_clock
 from requestforge._exceptions import ConfigurationError, InvalidRequestError
 from requestforge._models import HttpRequest, RequestContext, _pairs
-from requestforge._redact import REDACTED, redact_headers, redact_pairs, redact_url
+from requestforge._redact import REDACTED, redact_headers, redact_pairs, redact_text, redact_url
 from requestforge._response import HttpResponse
 from requestforge._retry import parse_retry_after
+from requestforge._validate import _show, count
+from requestforge._validate_request import header_name_problem, header_value_problem
 
 __all__ = [
     "AuthorizationHook",
@@ -69,27 +76,28 @@ class ErrorHookInterface(ABC):
 
 _DEFAULT_LOGGER_NAME = "requestforge"
 
-#: RFC 9110 §5.6.2 ``token``: what a header field name may consist of.
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _URL_IN_TEXT = re.compile(r"https?://[^\s'\"<>]+", re.IGNORECASE)
 
 
 def _valid_header_name(name: object, what: str) -> str:
-    """Return ``name`` if it is a legal header name; raise ``ConfigurationError`` otherwise."""
-    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-        raise ConfigurationError(f"{what} must be a non-empty HTTP header name, got {name!r}")
+    """Return ``name`` if it is a legal header name (an RFC 9110 token); raise
+    ``ConfigurationError`` otherwise."""
+    if header_name_problem(name) is not None:
+        raise ConfigurationError(
+            f"{what} must be a non-empty HTTP header name (an RFC 9110 token), got {_show(name)}"
+        )
+    assert isinstance(name, str)  # noqa: S101 - header_name_problem checked it
     return name
 
 
 def _header_value_problem(value: object) -> str | None:
-    """Why ``value`` cannot be a header value, or None. Never quotes the value (secrets)."""
+    """Why ``value`` cannot be the value of a header a hook sets (a credential, an id), or
+    None: a non-empty string by the rules of any header value. Never quotes the value."""
     if not isinstance(value, str):
         return f"must be a string, got {type(value).__name__}"
     if not value.strip():
         return "must not be empty"
-    if any(c in value for c in "\r\n\0"):
-        return "must not contain a line break or NUL"
-    return None
+    return header_value_problem(value)
 
 
 def _valid_logger(logger: object) -> logging.Logger:
@@ -101,11 +109,7 @@ def _valid_logger(logger: object) -> logging.Logger:
 
 
 def _valid_level(level: object) -> int:
-    if isinstance(level, bool) or not isinstance(level, int) or level <= 0:
-        raise ConfigurationError(
-            f"level must be a positive logging level such as logging.INFO, got {level!r}"
-        )
-    return level
+    return count("level (a logging level such as logging.INFO)", level, minimum=1)
 
 
 class _LoggingHook:
@@ -241,7 +245,11 @@ class AuthorizationHook(RequestHookInterface):
 
 
 class LoggingResponseHook(_LoggingHook, ResponseHookInterface):
-    """Logs each final response: status, method, redacted URL and elapsed milliseconds."""
+    """Logs each final response: status, method, redacted URL and elapsed milliseconds.
+
+    The URL is redacted by name and by knowledge: a query parameter an auth hook declared
+    (``?subscription-key=``) is hidden whatever it is called.
+    """
 
     def __init__(self, *, logger: logging.Logger | None = None, level: int = logging.INFO) -> None:
         super().__init__(logger, level)
@@ -368,7 +376,9 @@ class RateLimitResponseHook(ResponseHookInterface):
 
     When a response carries rate-limit headers it stores the :class:`RateLimitInfo`, logs a
     warning if ``remaining <= warn_below`` (a negative ``warn_below`` never warns), then
-    calls ``on_rate_limit(info, response)``; an exception from the callback propagates.
+    calls ``on_rate_limit(info, response)``. An exception from the callback reaches the
+    caller as a :class:`~requestforge.HookError` naming this hook (a ``RequestForgeError``
+    as itself), as from any hook.
     """
 
     def __init__(
@@ -382,7 +392,7 @@ class RateLimitResponseHook(ResponseHookInterface):
         if on_rate_limit is not None and not callable(on_rate_limit):
             raise ConfigurationError(f"on_rate_limit must be callable, got {on_rate_limit!r}")
         if isinstance(warn_below, bool) or not isinstance(warn_below, int):
-            raise ConfigurationError(f"warn_below must be an integer, got {warn_below!r}")
+            raise ConfigurationError(f"warn_below must be an integer, got {_show(warn_below)}")
         self._on_rate_limit = on_rate_limit
         self._logger = _valid_logger(logger)
         self._level = _valid_level(level)
@@ -445,5 +455,5 @@ class LoggingErrorHook(_LoggingHook, ErrorHookInterface):
                 context.attempt + 1,
                 context.max_retries + 1,
                 type(error).__name__,
-                _URL_IN_TEXT.sub(lambda m: redact_url(m.group()), str(error)),
+                redact_text(_URL_IN_TEXT.sub(lambda m: redact_url(m.group()), str(error))),
             )

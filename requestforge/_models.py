@@ -25,6 +25,7 @@ from requests.auth import AuthBase
 
 from requestforge._exceptions import (
     InvalidRequestError,
+    InvalidURLError,
     RequestForgeError,
 )
 from requestforge._redact import (
@@ -33,9 +34,18 @@ from requestforge._redact import (
     redact_headers,
     redact_json,
     redact_pairs,
+    redact_text,
     redact_url,
 )
-from requestforge._validate import valid_method, valid_request_options, valid_timeout
+from requestforge._validate import valid_method, valid_timeout
+from requestforge._validate_request import (
+    json_problem,
+    url_text,
+    valid_data,
+    valid_headers,
+    valid_params,
+    valid_request_options,
+)
 
 if TYPE_CHECKING:
     from requestforge._response import HttpResponse
@@ -170,7 +180,10 @@ class HttpRequest:
     ``method`` may be given as a string in any case; it becomes an :class:`HttpMethod` or,
     for any other RFC 9110 token, an :class:`ExtensionMethod`. ``timeout`` is seconds for
     connect and read, or a ``(connect, read)`` tuple, each finite and > 0; ``None`` means
-    the client's default. Anything else raises :class:`~requestforge.InvalidRequestError`.
+    the client's default. Anything else raises :class:`~requestforge.InvalidRequestError`,
+    as does every argument of a type or value requests could not send (see
+    ``_validate_request``): headers, params, ``data``, ``files`` and the keywords. Whether
+    ``json_data`` encodes is checked once per send, and by :meth:`to_curl`.
     """
 
     method: HttpMethod | ExtensionMethod
@@ -193,8 +206,12 @@ class HttpRequest:
         set_ = object.__setattr__
         if not isinstance(self.method, HttpMethod):
             set_(self, "method", parse_method(self.method))
-        set_(self, "headers", _freeze(self.headers))
-        set_(self, "params", _freeze(self.params))
+        if type(self.url) is not str:
+            set_(self, "url", url_text("url", self.url, error=InvalidURLError))
+        set_(self, "headers", _freeze(valid_headers("headers", self.headers, sending=False)))
+        set_(self, "params", _freeze(valid_params("params", self.params)))
+        if self.data is not None:
+            valid_data(self.data, files=self.files)
         if self.timeout is not None:
             set_(self, "timeout", valid_timeout("timeout", self.timeout, error=InvalidRequestError))
         if (
@@ -278,6 +295,9 @@ class HttpRequest:
         headers = redact_headers(self.headers)
         body: str | None = None
         if self.json_data is not None:
+            problem = json_problem(self.json_data)
+            if problem is not None:
+                raise InvalidRequestError(f"to_curl(): json {problem}", request=self)
             body = jsonlib.dumps(redact_json(self.json_data), separators=(",", ":"))
             if self.header("Content-Type") is None:
                 headers["Content-Type"] = "application/json"
@@ -356,8 +376,8 @@ def _redacted_body(data: Any) -> str:  # noqa: PLR0911 - one return per body kin
             return urlencode(redact_pairs(parse_qsl(data, keep_blank_values=True)))
         try:
             return jsonlib.dumps(redact_json(jsonlib.loads(data)), separators=(",", ":"))
-        except ValueError:
-            return data
+        except (ValueError, RecursionError):
+            return redact_text(data)  # plain text: declared values and quoted secrets
     return f"<{type(data).__name__} body>"
 
 

@@ -29,11 +29,21 @@ from requestforge._exceptions import (
 )
 from requestforge._models import HttpMethod
 from requestforge._providers import TokenProviderInterface
-from requestforge._redact import REDACTED, redact_url
+from requestforge._redact import is_secret_field, redact_url
 from requestforge._response import HttpResponse
 from requestforge._retry import ExponentialBackoffRetryStrategy
+from requestforge._secrets import Secrets, declare_secrets
+from requestforge._token_endpoint import MAX_DESCRIPTION, endpoint_error, scrub
 from requestforge._tokens import TokenData
-from requestforge._validate import connection_config, count, number
+from requestforge._validate import (
+    connection_config,
+    count,
+    instance,
+    number,
+    shown,
+    text,
+    valid_clock,
+)
 
 __all__ = ["ClientCredentialsTokenProvider", "PasswordGrantTokenProvider"]
 
@@ -41,6 +51,8 @@ logger = logging.getLogger("requestforge.tokens")
 
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+# The form fields that carry a secret: declared, so logs and cassettes hide them by name.
+_SECRET_FORM_FIELDS: Final = ("client_secret", "password", "refresh_token", "client_assertion")
 # Form fields the provider sets itself; extra_params may not override them.
 _RESERVED_PARAMS = frozenset(
     {"grant_type", "client_id", "client_secret", "username", "password", "refresh_token", "scope"}
@@ -75,7 +87,7 @@ class _OAuth2TokenProvider(TokenProviderInterface):
     #: RFC 6749 section 2.3.1: HTTP Basic (which servers MUST support) or form fields.
     CLIENT_AUTH_METHODS: Final = ("basic", "body")
     #: error_description is server text; it is cut to this length in our messages.
-    MAX_DESCRIPTION: Final = 200
+    MAX_DESCRIPTION: Final = MAX_DESCRIPTION
 
     #: The grant_type this provider's fetch_token sends.
     grant_type: ClassVar[str]
@@ -98,31 +110,38 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         clock: Clock | None = None,
     ) -> None:
         self._token_url = _valid_token_url(token_url)
-        self._client_id = _non_empty("client_id", client_id)
+        self._client_id = text("client_id", client_id)
         if client_secret is not None:
-            client_secret = _non_empty("client_secret", client_secret)
+            client_secret = text("client_secret", client_secret)
         self._client_secret = client_secret
         self._scope = _valid_scope(scope)
-        self._audience = None if audience is None else _non_empty("audience", audience)
+        self._audience = None if audience is None else text("audience", audience)
         self._extra = _valid_extra_params(extra_params)
         if client_auth not in self.CLIENT_AUTH_METHODS:
             raise ConfigurationError(
-                f"client_auth must be one of {self.CLIENT_AUTH_METHODS}, got {client_auth!r}"
+                f"client_auth must be one of {self.CLIENT_AUTH_METHODS}, got {shown(client_auth)}"
             )
         self._client_auth = client_auth
         self._timeout = number("timeout", timeout, strict=True)
         count("max_retries", max_retries, minimum=0)
-        if client is not None and not isinstance(client, HttpClient):
-            raise ConfigurationError(f"client must be an HttpClient, got {type(client).__name__}")
+        if client is not None:
+            instance("client", client, HttpClient)
         self._connection = connection_config(config, client=client)
-        if clock is not None and not isinstance(clock, Clock):
-            raise ConfigurationError(f"clock must be a Clock, got {type(clock).__name__}")
-        self._clock = clock
+        self._clock = valid_clock("clock", clock)
         self._owns_client = client is None
         self._client = client if client is not None else self._make_client(max_retries)
         if service_name is not None:
-            service_name = _non_empty("service_name", service_name)
+            service_name = text("service_name", service_name)
         self._service_name = service_name
+        declare_secrets(self._declared())
+
+    def _declared(self) -> Secrets:
+        """The form fields and values this provider sends that are secret (see _secrets)."""
+        values = self._secrets()
+        if self._client_secret is not None and self._client_auth == "basic":
+            basic = _basic(self._client_id, self._client_secret)
+            values += [basic, basic.partition(" ")[2]]
+        return Secrets.of(fields=_SECRET_FORM_FIELDS, values=values)
 
     def _make_client(self, max_retries: int) -> HttpClient:
         retry = ExponentialBackoffRetryStrategy(
@@ -184,7 +203,12 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         """Use ``current.refresh_token`` (RFC 6749 section 6) if it has one, else fetch anew."""
         if current.refresh_token is None:
             return self.fetch_token()
-        return self._request_token("refresh_token", {"refresh_token": current.refresh_token})
+        return self._request_token(
+            "refresh_token",
+            {"refresh_token": current.refresh_token},
+            # A server may echo the tokens back in error_description: never quote them.
+            call_secrets=(current.refresh_token, current.access_token),
+        )
 
     def close(self) -> None:
         """Close the HttpClient this provider created (a client you passed in stays open)."""
@@ -208,12 +232,22 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         return []
 
     def _secrets(self) -> list[str]:
-        """Every secret this provider knows, to scrub from server text we quote."""
-        return [self._client_secret] if self._client_secret else []
+        """Every secret this provider knows, to scrub from server text we quote: the client
+        secret and any extra_params value under a secret name (``client_assertion``)."""
+        found = [self._client_secret] if self._client_secret else []
+        return found + [value for name, value in self._extra.items() if is_secret_field(name)]
 
     # -- the exchange --------------------------------------------------------------------
 
-    def _request_token(self, grant_type: str, params: Mapping[str, str]) -> TokenData:
+    def _request_token(
+        self,
+        grant_type: str,
+        params: Mapping[str, str],
+        *,
+        call_secrets: Iterable[str | None] = (),
+    ) -> TokenData:
+        """POST one grant; never follows a redirect (see ``_token_endpoint``)."""
+        secrets = [*self._secrets(), *(s for s in call_secrets if s)]
         form: dict[str, str] = {"grant_type": grant_type, **params}
         if self._scope is not None:
             form["scope"] = self._scope
@@ -233,18 +267,22 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         )
         try:
             response = self._client.post(
-                self._token_url, data=form, headers=headers, timeout=self._timeout
+                self._token_url,
+                data=form,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
             )
         except MaxRetryException as exc:
             if exc.response is not None:
-                raise self._status_error(exc.response, grant_type, retried=exc.attempts) from exc
+                raise self._status_error(exc.response, grant_type, secrets, exc.attempts) from exc
             cause = exc.last_error or exc
-            raise self._transport_error(cause, grant_type, exc.attempts) from cause
+            raise self._transport_error(cause, grant_type, exc.attempts, secrets) from cause
         except (TransportError, CircuitOpenError) as exc:
-            raise self._transport_error(exc, grant_type, 1) from exc
+            raise self._transport_error(exc, grant_type, 1, secrets) from exc
         logger.debug("token endpoint %s answered %d", url, response.status_code)
         if not response.is_success:
-            raise self._status_error(response, grant_type, retried=1)
+            raise self._status_error(response, grant_type, secrets, 1)
         return self._parse(response)
 
     def _parse(self, response: HttpResponse) -> TokenData:
@@ -267,51 +305,26 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         return token
 
     def _status_error(
-        self, response: HttpResponse, grant_type: str, *, retried: int
+        self, response: HttpResponse, grant_type: str, secrets: list[str], attempts: int
     ) -> TokenEndpointError:
-        status = response.status_code
-        transient = status == 429 or status >= 500
-        body = response.json_or_none()
-        error = description = None
-        if isinstance(body, Mapping):
-            if isinstance(body.get("error"), str):
-                error = self._scrub(body["error"], 64)
-            if isinstance(body.get("error_description"), str):
-                description = self._scrub(body["error_description"], self.MAX_DESCRIPTION)
-        message = f"token endpoint {redact_url(self._token_url)} refused the {grant_type} grant"
-        message += f" with {status}"
-        if error:
-            message += f" {error}"
-        if description:
-            message += f": {description}"
-        if transient and retried > 1:
-            message += f" (after {retried} attempts)"
-        return TokenEndpointError(
-            message,
-            error=error,
-            error_description=description,
-            status_code=status,
-            transient=transient,
-            response=response,
+        return endpoint_error(
+            response,
+            url=self._token_url,
+            purpose=f"the {grant_type} grant",
+            secrets=secrets,
+            attempts=attempts,
         )
 
     def _transport_error(
-        self, cause: BaseException, grant_type: str, attempts: int
+        self, cause: BaseException, grant_type: str, attempts: int, secrets: list[str]
     ) -> TokenEndpointError:
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         return TokenEndpointError(
             f"token endpoint {redact_url(self._token_url)} could not be reached for the "
-            f"{grant_type} grant{tries}: {type(cause).__name__}: {self._scrub(str(cause), 300)}",
+            f"{grant_type} grant{tries}: {type(cause).__name__}: {scrub(str(cause), secrets, 300)}",
             transient=True,
             request=getattr(cause, "request", None),
         )
-
-    def _scrub(self, text: str, limit: int) -> str:
-        """Server or library text made safe to quote: our secrets removed, one line, short."""
-        for secret in self._secrets():
-            text = text.replace(secret, REDACTED)
-        text = " ".join(text.split())
-        return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ClientCredentialsTokenProvider(_OAuth2TokenProvider):
@@ -363,7 +376,7 @@ class PasswordGrantTokenProvider(_OAuth2TokenProvider):
         service_name: str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self._username = _non_empty("username", username)
+        self._username = text("username", username)
         if not isinstance(password, str):
             raise ConfigurationError(f"password must be a string, got {type(password).__name__}")
         self._password = password
@@ -407,13 +420,6 @@ def _basic(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
-def _non_empty(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        kind = type(value).__name__ if not isinstance(value, str) else "an empty string"
-        raise ConfigurationError(f"{name} must be a non-empty string, got {kind}")
-    return value
-
-
 def _valid_token_url(url: object) -> str:
     if not isinstance(url, str):
         raise ConfigurationError(f"token_url must be a string, got {type(url).__name__}")
@@ -441,7 +447,7 @@ def _valid_scope(scope: object) -> str | None:
     for token in tokens:
         if not isinstance(token, str) or not _SCOPE_TOKEN.fullmatch(token):
             raise ConfigurationError(
-                f"invalid scope token {token!r}: RFC 6749 allows printable ASCII "
+                f"invalid scope token {shown(token)}: RFC 6749 allows printable ASCII "
                 "without spaces, quotes or backslashes"
             )
     return " ".join(tokens) or None
@@ -454,7 +460,7 @@ def _valid_extra_params(params: object) -> dict[str, str]:
         raise ConfigurationError(f"extra_params must be a mapping, got {type(params).__name__}")
     for name, value in params.items():
         if not isinstance(name, str) or not name or not isinstance(value, str):
-            raise ConfigurationError(f"extra_params must map names to strings, got {name!r}")
+            raise ConfigurationError(f"extra_params must map names to strings, got {shown(name)}")
         if name in _RESERVED_PARAMS:
             raise ConfigurationError(f"extra_params may not set {name!r}; the provider sets it")
     return dict(params)

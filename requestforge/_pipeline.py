@@ -16,7 +16,6 @@ keeps an execution that was already running from caching tokens derived from dro
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -33,6 +32,7 @@ from requestforge._exceptions import (
 from requestforge._providers import TokenProviderInterface
 from requestforge._storage import InMemoryTokenStorage, TokenStorageInterface
 from requestforge._tokens import TokenData
+from requestforge._validate import instance, number, shown, text, valid_clock
 
 __all__ = [
     "FetchContext",
@@ -54,6 +54,13 @@ class FetchContext:
 
     tokens: dict[str, TokenData] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        instance("tokens", self.tokens, dict)
+        instance("metadata", self.metadata, dict)
+        for name, token in self.tokens.items():
+            text("a step name in tokens", name)
+            instance(f"the token of step {name!r}", token, TokenData)
 
     def add_token(self, name: str, token: TokenData) -> None:
         """Record the token step ``name`` produced."""
@@ -87,7 +94,7 @@ class TokenFetcherInterface(ABC):
     def __init__(
         self, name: str, *, depends_on: Iterable[str] = (), ttl: float | None = None
     ) -> None:
-        self._name = _valid_name(name, "step name")
+        self._name = text("step name", name)
         self._depends_on = _valid_depends_on(self._name, depends_on)
         self._ttl = _valid_ttl(self._name, ttl)
 
@@ -161,22 +168,14 @@ class TokenFetchPipeline:
         clock: Clock | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
-        if storage is not None and not isinstance(storage, TokenStorageInterface):
-            raise ConfigurationError(
-                f"storage must be a TokenStorageInterface, got {type(storage).__name__}"
-            )
-        self._key_prefix = _valid_name(key_prefix, "key_prefix")
-        if clock is not None and not isinstance(clock, Clock):
-            raise ConfigurationError(f"clock must be a Clock, got {type(clock).__name__}")
-        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, int | float):
-            raise ConfigurationError(f"lock_timeout must be a number, got {lock_timeout!r}")
-        if not (math.isfinite(lock_timeout) and lock_timeout > 0):
-            raise ConfigurationError(f"lock_timeout must be finite and > 0, got {lock_timeout!r}")
+        if storage is not None:
+            instance("storage", storage, TokenStorageInterface)
+        self._key_prefix = text("key_prefix", key_prefix)
+        self._clock = valid_clock("clock", clock)
+        self._lock_timeout = number("lock_timeout", lock_timeout, strict=True)
         self._steps = self._build_steps(steps)
         self._by_name = {step.name: step for step in self._steps}
         self._storage = storage if storage is not None else InMemoryTokenStorage()
-        self._clock = clock
-        self._lock_timeout = float(lock_timeout)
         # Bumped by invalidate() for every step it drops, under _lock together with the
         # deletes; a fetch stores its token (under _lock too) only if neither its own step's
         # generation nor any ancestor's changed since their tokens were read.
@@ -195,7 +194,7 @@ class TokenFetchPipeline:
                     f"each step must be a TokenFetcherInterface, got {type(fetcher).__name__}"
                 )
             try:
-                name = _valid_name(fetcher.name, "step name")
+                name = text("step name", fetcher.name)
                 deps = _valid_depends_on(name, fetcher.depends_on)
                 ttl = _valid_ttl(name, fetcher.ttl)
             except AttributeError as exc:
@@ -376,12 +375,8 @@ class PipelineTokenProvider(TokenProviderInterface):
     """
 
     def __init__(self, pipeline: TokenFetchPipeline, service_name: str) -> None:
-        if not isinstance(pipeline, TokenFetchPipeline):
-            raise ConfigurationError(
-                f"pipeline must be a TokenFetchPipeline, got {type(pipeline).__name__}"
-            )
-        self._pipeline = pipeline
-        self._service_name = _valid_name(service_name, "service_name")
+        self._pipeline = instance("pipeline", pipeline, TokenFetchPipeline)
+        self._service_name = text("service_name", service_name)
 
     @property
     def pipeline(self) -> TokenFetchPipeline:
@@ -414,8 +409,12 @@ def _capped(token: TokenData, ttl: float | None, now: datetime) -> TokenData:
     """``token`` expiring at its own expiry or ``now + ttl``, whichever is sooner."""
     expires_at = token.expires_at
     if ttl is not None:
-        limit = now + timedelta(seconds=ttl)
-        expires_at = limit if expires_at is None else min(expires_at, limit)
+        try:
+            limit: datetime | None = now + timedelta(seconds=ttl)
+        except OverflowError:  # a TTL that ends past year 9999 caps nothing
+            limit = None
+        if limit is not None:
+            expires_at = limit if expires_at is None else min(expires_at, limit)
     issued_at = now if token.issued_at is None else token.issued_at
     if expires_at == token.expires_at and issued_at is token.issued_at:
         return token
@@ -464,30 +463,18 @@ def _cycle(deps: dict[str, tuple[str, ...]]) -> str:
     return "(none found)"  # pragma: no cover - only called when a cycle exists
 
 
-def _valid_name(name: object, what: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigurationError(f"{what} must be a non-empty string, got {name!r}")
-    return name
-
-
 def _valid_depends_on(name: str, depends_on: object) -> tuple[str, ...]:
     if isinstance(depends_on, str) or not isinstance(depends_on, Iterable):
         raise ConfigurationError(
-            f"depends_on of step {name!r} must be a sequence of step names, got {depends_on!r}"
+            f"depends_on of step {name!r} must be a sequence of step names, got {shown(depends_on)}"
         )
     deps = tuple(depends_on)
     for dep in deps:
-        _valid_name(dep, f"a dependency of step {name!r}")
+        text(f"a dependency of step {name!r}", dep)
     if len(set(deps)) != len(deps):
-        raise ConfigurationError(f"step {name!r} lists a dependency twice: {deps!r}")
+        raise ConfigurationError(f"step {name!r} lists a dependency twice: {shown(deps)}")
     return deps
 
 
 def _valid_ttl(name: str, ttl: object) -> float | None:
-    if ttl is None:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
-        raise ConfigurationError(f"ttl of step {name!r} must be seconds or None, got {ttl!r}")
-    if not (math.isfinite(ttl) and ttl > 0):
-        raise ConfigurationError(f"ttl of step {name!r} must be finite and > 0, got {ttl!r}")
-    return float(ttl)
+    return None if ttl is None else number(f"ttl of step {name!r}", ttl, strict=True)

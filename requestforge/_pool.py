@@ -47,6 +47,7 @@ from requestforge._exceptions import (
 )
 from requestforge._redact import redact_url
 from requestforge._response import HttpResponse
+from requestforge._validate import count, instance, valid_callable
 from requestforge._verbs import RequestOptions
 
 __all__ = ["JobResult", "Pool", "ThreadException", "ThreadResponse", "map"]
@@ -208,11 +209,6 @@ def _default_num_processes() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-def _check_callable(name: str, value: object) -> None:
-    if value is not None and not callable(value):
-        raise ConfigurationError(f"{name} must be callable, got {value!r}")
-
-
 class Pool:
     """Runs a queue of request dicts on a bounded pool of threads over one ``HttpClient``.
 
@@ -248,24 +244,22 @@ class Pool:
         auth_generator: Callable[[requests.Session], requests.Session | None] | None = None,
         session: Callable[[], requests.Session] | None = None,
     ) -> None:
-        if num_processes is not None and (
-            isinstance(num_processes, bool)
-            or not isinstance(num_processes, int)
-            or num_processes < 1
-        ):
-            raise ConfigurationError(
-                f"num_processes must be a positive integer, got {num_processes!r}"
-            )
+        if num_processes is not None:
+            count("num_processes", num_processes, minimum=1)
         if not callable(getattr(job_queue, "get_nowait", None)):
             raise ConfigurationError(
                 f"job_queue must be a queue.Queue, got {type(job_queue).__name__}; "
                 "use Pool.from_requests() for a list of request dicts"
             )
-        if client is not None and not isinstance(client, HttpClient):
-            raise ConfigurationError(f"client must be an HttpClient, got {client!r}")
-        _check_callable("initializer", initializer)
-        _check_callable("auth_generator", auth_generator)
-        _check_callable("session", session)
+        if client is not None:
+            instance("client", client, HttpClient)
+        for name, factory in (
+            ("initializer", initializer),
+            ("auth_generator", auth_generator),
+            ("session", session),
+        ):
+            if factory is not None:
+                valid_callable(name, factory)
 
         self._job_queue = job_queue
         # Read-only copies, so changing a queued dict later changes nothing; a job that is not
@@ -282,8 +276,8 @@ class Pool:
             else:
                 self._not_mappings[len(self._jobs)] = type(job).__name__
                 self._jobs.append(_NO_KWARGS)
-        count = len(self._jobs)
-        self._results: list[JobResult | None] = [None] * count
+        jobs = len(self._jobs)
+        self._results: list[JobResult | None] = [None] * jobs
         self._next_job = 0
         self._lock = threading.Lock()
         self._cursors: dict[str, Iterator[Any]] = {}
@@ -300,7 +294,7 @@ class Pool:
             self._owned.append(client)
         self._client = client
 
-        wanted = min(num_processes or _default_num_processes(), count)
+        wanted = min(num_processes or _default_num_processes(), jobs)
         self._workers: list[threading.Thread] = []
         self._live = wanted
         self._start_workers(wanted)

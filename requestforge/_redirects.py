@@ -7,10 +7,14 @@ query goes wherever the server points. Here each hop is a new request built from
 request the caller made (after the request hooks, *before* the auth hook), so nothing an
 auth hook added travels with it. The auth hook runs again for a hop only while every hop
 has stayed on the first request's origin (scheme, host and port, RFC 6454); after the
-first hop that leaves it, the request goes without it, without an ``Authorization``
-header of the caller's own and without its ``auth=``: only credentials for the new host
-from ``.netrc`` (as requests looks them up) are sent. An https to http downgrade is a new
-origin too.
+first hop that leaves it, the request goes without it and without any secret of the
+caller's or the config's: no header secret by name (``Authorization``, ``Cookie``,
+``X-Api-Key``, ``X-Client-Secret``... see ``_redact``) or declared secret
+(``with_header(..., secret=True)``, an auth hook's custom header), no header whose value
+holds a declared secret value, no declared secret query parameter in the Location (a
+server that echoes ``?subscription-key=`` into it), and no ``auth=``: only credentials
+for the new host from ``.netrc`` (as requests looks them up) are sent. An https to http
+downgrade is a new origin too.
 
 Everything else is requests' behaviour, checked against it in
 ``tests/integration/test_requests_parity.py``: the Location joined and re-quoted as requests
@@ -29,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.auth import AuthBase
@@ -37,8 +41,9 @@ from requests.utils import get_netrc_auth, requote_uri
 
 from requestforge._exceptions import TooManyRedirectsError
 from requestforge._models import HttpMethod, HttpRequest
-from requestforge._redact import redact_url
+from requestforge._redact import is_secret_header, redact_url
 from requestforge._response import HttpResponse
+from requestforge._secrets import known_secrets, redact_known_values
 
 __all__ = ["REDIRECT_STATUSES", "follow_redirects", "same_origin"]
 
@@ -166,8 +171,35 @@ def _next_request(previous: HttpRequest, status: int, url: str) -> HttpRequest |
 
 
 def _without_credentials(hop: HttpRequest, session: requests.Session) -> HttpRequest:
-    headers = {k: v for k, v in hop.headers.items() if k.lower() != "authorization"}
-    return replace(hop, headers=headers, auth=_ForeignOriginAuth(session.trust_env))
+    """``hop`` stripped of every credential, for an origin that is not the first one."""
+    headers = {
+        k: v
+        for k, v in hop.headers.items()
+        if not is_secret_header(k) and redact_known_values(v) == v
+    }
+    return replace(
+        hop,
+        url=_without_declared_fields(hop.url),
+        headers=headers,
+        auth=_ForeignOriginAuth(session.trust_env),
+    )
+
+
+def _without_declared_fields(url: str) -> str:
+    """``url`` without the query parameters components declared secret (``_secrets``).
+
+    Only declared ones: a parameter merely named like a secret may be the new origin's
+    own (a pre-signed URL's ``X-Amz-Signature``) and is kept.
+    """
+    declared = known_secrets().fields
+    parts = urlsplit(url)
+    if not declared or not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if k.lower() not in declared]
+    if len(kept) == len(pairs):
+        return url
+    return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
 def _with_history(response: HttpResponse, history: list[HttpResponse]) -> HttpResponse:

@@ -32,7 +32,7 @@ from requestforge._exceptions import (
 )
 from requestforge._models import HttpMethod, RequestContext
 from requestforge._response import HttpResponse, header_value
-from requestforge._validate import count, flag, number
+from requestforge._validate import count, flag, number, valid_clock
 
 __all__ = [
     "DEFAULT_ALLOWED_METHODS",
@@ -170,7 +170,7 @@ class BaseRetryStrategy(RetryStrategyInterface):
         self.retry_statuses = _statuses(retry_statuses)
         self.respect_retry_after: Final = flag("respect_retry_after", respect_retry_after)
         self.max_retry_after: Final = number("max_retry_after", max_retry_after)
-        self.clock: Final = _clock(clock)
+        self.clock: Final = valid_clock("clock", clock)
 
     @property
     def max_retries(self) -> int:
@@ -359,7 +359,7 @@ class CircuitBreakerRetryStrategy(RetryStrategyInterface):
             raise ConfigurationError(f"retry must be a RetryStrategyInterface, got {retry!r}")
         self.retry: Final = retry if retry is not None else ExponentialBackoffRetryStrategy()
         self.retry_statuses = self.retry.retry_statuses
-        self.clock: Final = _clock(clock)
+        self.clock: Final = valid_clock("clock", clock)
         self._probe_key: Final = f"requestforge.circuit_probe.{id(self):x}"
         self._lock: Final = threading.Lock()
         self._state = CircuitState.CLOSED
@@ -462,12 +462,6 @@ class CircuitBreakerRetryStrategy(RetryStrategyInterface):
 
 
 # Validation helpers: each returns the checked value or raises ConfigurationError.
-
-
-def _clock(clock: object) -> Clock | None:
-    if clock is not None and not isinstance(clock, Clock):
-        raise ConfigurationError(f"clock must be a Clock (now/monotonic/sleep), got {clock!r}")
-    return clock
 
 
 def _methods(methods: Iterable[HttpMethod | str]) -> frozenset[HttpMethod]:

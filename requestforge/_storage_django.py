@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from typing import Any, Final, Protocol, cast
 
 from requestforge._clock import Clock, get_default_clock
-from requestforge._exceptions import ConfigurationError, TokenStorageError
+from requestforge._exceptions import ConfigurationError, TokenResponseError, TokenStorageError
 from requestforge._storage import (
     TokenStorageInterface,
     _KeyedLocks,
@@ -42,7 +42,7 @@ from requestforge._storage import (
     _poll_for_lock,
 )
 from requestforge._tokens import TokenData, decode_token, encode_token
-from requestforge._validate import number
+from requestforge._validate import number, shown, text, valid_clock
 
 __all__ = ["DjangoCacheTokenStorage"]
 
@@ -58,6 +58,7 @@ _UNREADABLE: Final = (
     IndexError,
     TypeError,
     ValueError,
+    RecursionError,
 )
 #: Anything Memcached refuses in a key (it warns on every other backend).
 _UNSAFE_KEY_CHARS: Final = re.compile(r"[^\x21-\x7e]")
@@ -141,8 +142,7 @@ class DjangoCacheTokenStorage(TokenStorageInterface):
         lock_lease: float = DEFAULT_LOCK_LEASE,
         clock: Clock | None = None,
     ) -> None:
-        if not isinstance(cache_alias, str) or not cache_alias:
-            raise ConfigurationError(f"cache_alias must be a non-empty string, got {cache_alias!r}")
+        text("cache_alias", cache_alias)
         if (
             not isinstance(key_prefix, str)
             or not key_prefix
@@ -152,11 +152,10 @@ class DjangoCacheTokenStorage(TokenStorageInterface):
             raise ConfigurationError(
                 "key_prefix must be 1 to "
                 f"{self.MAX_KEY_PREFIX_LENGTH} printable ASCII characters without spaces, "
-                f"got {key_prefix!r}"
+                f"got {shown(key_prefix)}"
             )
         number("lock_lease", lock_lease, minimum=self.MIN_LOCK_LEASE)
-        if clock is not None and not isinstance(clock, Clock):
-            raise ConfigurationError(f"clock must be a Clock (now/monotonic/sleep), got {clock!r}")
+        valid_clock("clock", clock)
         self._caches, self._config_errors, self._invalid_key = _import_django()
         self._alias = cache_alias
         self._prefix = key_prefix
@@ -203,9 +202,10 @@ class DjangoCacheTokenStorage(TokenStorageInterface):
             return None
         try:
             token = decode_token(raw)
-        except (ValueError, TypeError) as exc:
-            # decode_token's messages describe the problem without quoting the value.
-            self._unreadable(key, str(exc) if isinstance(exc, ValueError) else "malformed")
+        except TokenResponseError as exc:
+            # A miss: the next fetch overwrites it. decode_token's messages describe the
+            # problem without quoting the value, and it is depth-limited (no RecursionError).
+            self._unreadable(key, str(exc))
             return None
         self._remember(key, raw, token)
         return token

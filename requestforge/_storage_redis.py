@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from requestforge._clock import Clock, get_default_clock
-from requestforge._exceptions import ConfigurationError, TokenStorageError
+from requestforge._exceptions import ConfigurationError, TokenResponseError, TokenStorageError
 from requestforge._redact import redact_url
 from requestforge._storage import (
     TokenStorageInterface,
@@ -45,7 +45,7 @@ from requestforge._storage import (
     _poll_for_lock,
 )
 from requestforge._tokens import TokenData, decode_token, encode_token
-from requestforge._validate import number
+from requestforge._validate import number, shown, valid_clock
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -124,6 +124,14 @@ class RedisTokenStorage(TokenStorageInterface):
     LOCK_POLL_MAX: Final = 0.05
     #: While degraded, a warning per operation would flood the log: one per this many seconds.
     UNAVAILABLE_WARNING_INTERVAL: Final = 30.0
+    #: For a storage built from a URL: how long one command waits for Redis's answer.
+    #: redis-py 5.x waits forever by default, so a stalled Redis held ``get_token()`` for the
+    #: whole stall, past the manager's ``wait_timeout``; 5 s (redis-py 6's default) keeps a
+    #: storage outage well inside ``TokenManager.DEFAULT_WAIT_TIMEOUT`` (60 s). A command
+    #: that times out is not retried, so this is also the longest a stall holds one command.
+    URL_SOCKET_TIMEOUT: Final[float] = 5.0
+    #: ...and how long opening a connection to Redis may take, for the same reason.
+    URL_CONNECT_TIMEOUT: Final[float] = 5.0
 
     def __init__(
         self,
@@ -139,21 +147,20 @@ class RedisTokenStorage(TokenStorageInterface):
 
         if not isinstance(namespace, str) or not namespace or any(c in namespace for c in "{}"):
             raise ConfigurationError(
-                f"namespace must be a non-empty string without braces, got {namespace!r}"
+                f"namespace must be a non-empty string without braces, got {shown(namespace)}"
             )
         number("lock_lease", lock_lease, minimum=0.001)
         if on_unavailable not in ("raise", "local"):
             raise ConfigurationError(
-                f"on_unavailable must be 'raise' or 'local', got {on_unavailable!r}"
+                f"on_unavailable must be 'raise' or 'local', got {shown(on_unavailable)}"
             )
-        if clock is not None and not isinstance(clock, Clock):
-            raise ConfigurationError(f"clock must be a Clock (now/monotonic/sleep), got {clock!r}")
+        valid_clock("clock", clock)
         self._owns_client = isinstance(client, str)
         connection: Redis | RedisCluster
         if isinstance(client, str):
             self._where = redact_url(client)
             try:
-                connection = redis.Redis.from_url(client)
+                connection = redis.Redis.from_url(client, **self._url_options(redis))
             except ValueError as exc:
                 raise ConfigurationError(f"not a Redis URL: {self._where}") from exc
         elif isinstance(client, redis.Redis | RedisCluster):
@@ -214,7 +221,8 @@ class RedisTokenStorage(TokenStorageInterface):
             return last[1]
         try:
             token: TokenData | None = decode_token(raw)
-        except (ValueError, TypeError) as exc:
+        except TokenResponseError as exc:  # corrupt, foreign or too deep: a miss, overwritten
+            # by the next fetch; the message describes the problem without quoting the value.
             # Logged once per distinct value: it is cached below as "not a token".
             logger.warning(
                 "Redis key %s does not hold a token this library can read (%s); treating it "
@@ -329,6 +337,10 @@ class RedisTokenStorage(TokenStorageInterface):
         """Close the Redis client if this storage created it from a URL (yours stays open)."""
         if self._owns_client:
             self._client.close()
+            # redis-py 5.0.0's close() keeps the pool of a client made from a URL connected.
+            pool = getattr(self._client, "connection_pool", None)
+            if pool is not None:
+                pool.disconnect()
 
     def __repr__(self) -> str:
         return (
@@ -337,6 +349,19 @@ class RedisTokenStorage(TokenStorageInterface):
         )
 
     # -- internals -------------------------------------------------------------------------
+
+    def _url_options(self, redis: Any) -> dict[str, Any]:
+        """The timeouts of a client built from a URL, the same on every redis-py allowed
+        (a ``socket_timeout=`` or ``socket_connect_timeout=`` in the URL's query wins). A
+        dropped connection is opened again once; a timed-out command is not sent again."""
+        from redis.backoff import NoBackoff  # noqa: PLC0415 - optional dependency
+        from redis.retry import Retry  # noqa: PLC0415 - optional dependency
+
+        return {
+            "socket_timeout": self.URL_SOCKET_TIMEOUT,
+            "socket_connect_timeout": self.URL_CONNECT_TIMEOUT,
+            "retry": Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
+        }
 
     def _key_names(self, key: str) -> tuple[str, str]:
         if not isinstance(key, str) or not key or any(c in key for c in "{}"):

@@ -16,6 +16,15 @@ Single flight holds per cache key: callers of one manager join the leader's flig
 managers sharing a storage and key serialize on the storage's refresh lock and re-check it.
 A failed fetch stores nothing. The old token is served while it is still valid, and the next
 attempt is spaced by a growing backoff, so a broken token endpoint sees no refresh storm.
+
+A rejected token (``refresh(rejected)``, a 401) is replaced at once, however recently it was
+fetched. But when the resend with the token that replaced it is rejected too
+(``record_resend(token, accepted=False)``, reported by :class:`~requestforge.TokenAuthHook`),
+a new token does not help: the API refuses every token, or this client. That "fresh token
+rejected" signal opens a window (1 s, doubling up to 60 s while the signal recurs) in which
+rejections of that token get it back instead of a fetch. So an API that always answers 401
+sees about one token fetch per window, not one per call, while a revoked token is still
+renewed on its first 401 (its replacement is accepted, so no window opens).
 """
 
 from __future__ import annotations
@@ -27,11 +36,11 @@ from dataclasses import replace
 from typing import Final
 
 from requestforge._clock import Clock, get_default_clock
-from requestforge._exceptions import ConfigurationError, TokenEndpointError, TokenError
+from requestforge._exceptions import TokenEndpointError, TokenError
 from requestforge._providers import TokenProviderInterface
 from requestforge._storage import InMemoryTokenStorage, TokenStorageInterface
 from requestforge._tokens import TokenData
-from requestforge._validate import number
+from requestforge._validate import instance, number, text, valid_clock
 
 __all__ = ["TokenManager"]
 
@@ -96,30 +105,29 @@ class TokenManager:
         wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
         clock: Clock | None = None,
     ) -> None:
-        if not isinstance(provider, TokenProviderInterface):
-            raise ConfigurationError(
-                f"provider must be a TokenProviderInterface, got {type(provider).__name__}"
-            )
-        if storage is not None and not isinstance(storage, TokenStorageInterface):
-            raise ConfigurationError(
-                f"storage must be a TokenStorageInterface, got {type(storage).__name__}"
-            )
+        instance("provider", provider, TokenProviderInterface)
+        if storage is not None:
+            instance("storage", storage, TokenStorageInterface)
         if cache_key is None:
             cache_key = f"requestforge:token:{provider.service_name}"
-        if not isinstance(cache_key, str) or not cache_key:
-            raise ConfigurationError(f"cache_key must be a non-empty string, got {cache_key!r}")
+        text("cache_key", cache_key)
         self._provider = provider
         self._storage = storage if storage is not None else InMemoryTokenStorage()
         self._key = cache_key
         self._leeway = number("leeway", leeway)
         self._window = number("refresh_window", refresh_window)
         self._wait_timeout = number("wait_timeout", wait_timeout, strict=True)
-        self._clock = clock
+        self._clock = valid_clock("clock", clock)
         self._state_lock = threading.Lock()
         self._flight: _Flight | None = None
         self._failures = 0
         self._retry_at = -_INF
         self._last_error: BaseException | None = None
+        # The storm limit: the fresh token that was rejected too, the window in which its
+        # rejections get no fetch, and how many windows have opened in a row.
+        self._suspect: str | None = None
+        self._storms = 0
+        self._storm_until = -_INF
         # (token, clock, refresh_at, stale_at): the last token's thresholds on the monotonic
         # clock, so the hot path costs one storage read and one clock read.
         self._hot: tuple[TokenData | None, Clock | None, float, float] = (None, None, 0.0, 0.0)
@@ -154,7 +162,8 @@ class TokenManager:
         still the stored one (compare-and-refresh).
 
         A burst of 401s for the same token therefore causes one refresh: the first caller
-        refreshes, the others join it or find a different token already stored.
+        refreshes, the others join it or find a different token already stored. Inside a
+        storm window (see :meth:`record_resend`) the rejected token is returned as it is.
         """
         if isinstance(rejected, TokenData):
             rejected = rejected.access_token
@@ -170,12 +179,45 @@ class TokenManager:
             return current
         return self._obtain(current, proactive=False, rejected=rejected, force=rejected is None)
 
+    def record_resend(self, token: TokenData | str, *, accepted: bool) -> None:
+        """Report how the API answered a resend with ``token``, the token that replaced a
+        rejected one: ``accepted=False`` (a 401 again) opens the storm window, in which
+        ``refresh(token)`` fetches nothing: 1 s, doubling per window that opens again up to
+        :attr:`MAX_FAILURE_BACKOFF`, starting over after a quiet spell that long or after
+        an accepted resend.
+        """
+        if isinstance(token, TokenData):
+            token = token.access_token
+        if not isinstance(token, str):
+            raise TypeError(f"token must be a TokenData or a string, got {type(token).__name__}")
+        now = (self._clock or get_default_clock()).monotonic()
+        with self._state_lock:
+            if accepted:
+                self._storms = 0
+                if token == self._suspect:
+                    self._suspect, self._storm_until = None, -_INF
+                return
+            if token == self._suspect and now < self._storm_until:
+                return  # one of a burst of resends with the same token: the window is open
+            if now >= self._storm_until + self.MAX_FAILURE_BACKOFF:
+                self._storms = 0  # quiet for a long while: a new storm starts small
+            window = min(self.FAILURE_BACKOFF * 2.0**self._storms, self.MAX_FAILURE_BACKOFF)
+            self._storms += 1
+            self._suspect, self._storm_until = token, now + window
+        logger.warning(
+            "the token fetched for %r after a 401 was rejected too; its 401s cause no token "
+            "fetch for %gs",
+            self._key,
+            window,
+        )
+
     def invalidate(self) -> None:
         """Forget the stored token (and any failure backoff); the next caller fetches."""
         self._storage.delete(self._key)
         with self._state_lock:
             self._hot = (None, None, 0.0, 0.0)
             self._failures, self._retry_at, self._last_error = 0, -_INF, None
+            self._suspect, self._storms, self._storm_until = None, 0, -_INF
 
     def __repr__(self) -> str:
         return (
@@ -232,10 +274,24 @@ class TokenManager:
         """Lead a fetch, or join the one in flight; see the module docstring."""
         clock = self._clock or get_default_clock()
         backing_off: BaseException | None = None
+        # Only a still-usable token that was rejected as such can be held back.
+        holdable = (
+            stale
+            if stale is not None
+            and stale.access_token == rejected
+            and not self._needs_fetch(stale, clock)
+            else None
+        )
         with self._state_lock:
             flight = self._flight
             leader = flight is None
             if flight is None:
+                if (
+                    holdable is not None
+                    and rejected == self._suspect
+                    and clock.monotonic() < self._storm_until
+                ):
+                    return holdable  # the storm window: a new token would be refused too
                 if clock.monotonic() < self._retry_at and not force:
                     backing_off = self._last_error
                 else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from http.cookiejar import CookieJar
 from types import MappingProxyType
@@ -28,6 +29,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
 
 from requestforge._clock import get_default_clock
+from requestforge._deadline import attempt_budget, bound_body, deadline_timeout
 from requestforge._exceptions import (
     ConnectError,
     ConnectTimeoutError,
@@ -44,6 +46,7 @@ from requestforge._exceptions import (
 from requestforge._models import HttpRequest
 from requestforge._redact import redact_url
 from requestforge._response import HttpResponse
+from requestforge._scrub import redacted_cause
 
 if TYPE_CHECKING:
     from requests.sessions import _Settings
@@ -204,12 +207,14 @@ def send_once(
     """
     clock = get_default_clock()
     started = clock.monotonic()
-    try:
-        response = _request(session, request, timeout)
-        if not request.stream:
-            response.content  # noqa: B018 - reads the body now, inside this try
-    except requests.RequestException as exc:
-        raise translate_error(exc, request) from exc
+    chosen = request.timeout if request.timeout is not None else timeout
+    if request.stream:
+        try:
+            response = _request(session, request, chosen)
+        except requests.RequestException as exc:
+            raise translate_error(exc, request) from redacted_cause(exc)
+    else:
+        response = _buffered(session, request, chosen)
     fields: dict[str, Any] = {
         "status_code": response.status_code,
         "headers": MappingProxyType(response.headers),
@@ -225,8 +230,35 @@ def send_once(
     return HttpResponse(content=response.content, **fields)
 
 
-def _request(
+def _buffered(
     session: requests.Session, request: HttpRequest, timeout: float | tuple[float, float]
+) -> requests.Response:
+    """Send ``request`` and read its body, the whole attempt within the timeout's budget
+    (see ``_deadline``): a server that drips its body cannot hold the call past it."""
+    budget = attempt_budget(timeout)
+    deadline = time.monotonic() + budget
+    guard = None
+    try:
+        response = _request(session, request, deadline_timeout(timeout, budget), stream=True)
+        guard = bound_body(response, deadline)
+        response.content  # noqa: B018 - reads the body now, inside this try
+    except requests.RequestException as exc:
+        error = translate_error(exc, request)
+        if isinstance(error, ReadTimeoutError) and (
+            (guard is not None and guard.expired) or time.monotonic() >= deadline
+        ):
+            error = ReadTimeoutError(
+                f"{request.method.value} {redact_url(request.url)} failed: the attempt's "
+                f"deadline passed (timeout={timeout!r}: {budget:g}s for connect, headers "
+                "and body together)",
+                request=request,
+            )
+        raise error from redacted_cause(exc)
+    return response
+
+
+def _request(
+    session: requests.Session, request: HttpRequest, timeout: Any, *, stream: bool | None = None
 ) -> requests.Response:
     try:
         return session.request(
@@ -236,14 +268,14 @@ def _request(
             data=request.data,
             json=request.json_data,
             headers=request.headers,
-            timeout=request.timeout if request.timeout is not None else timeout,
+            timeout=timeout,
             cookies=_cookies(request.cookies),
             files=request.files,
             auth=request.auth,
             allow_redirects=False,  # followed one hop at a time by _redirects
             # A copy: requests (and the environment merge) add to the mapping it is given.
             proxies=dict(request.proxies) if request.proxies is not None else None,
-            stream=request.stream,
+            stream=request.stream if stream is None else stream,
             verify=request.verify,
             cert=request.cert,
         )
@@ -258,7 +290,7 @@ def _request(
             f"{request.method.value} {redact_url(request.url)}: the redirect's Location is "
             "neither UTF-8 nor ASCII",
             request=request,
-        ) from exc
+        ) from redacted_cause(exc)
 
 
 class StreamedBody:
@@ -281,18 +313,18 @@ class StreamedBody:
             try:
                 return self._response.content
             except requests.RequestException as exc:
-                raise translate_error(exc, self._request) from exc
+                raise translate_error(exc, self._request) from redacted_cause(exc)
             except RuntimeError as exc:  # requests: "content ... was already consumed"
-                raise _consumed(self._request) from exc
+                raise _consumed(self._request) from redacted_cause(exc)
 
     def iter_content(self, chunk_size: int | None) -> Iterator[bytes]:
         """The body as it arrives; the connection is released when it ends."""
         try:
             yield from self._response.iter_content(chunk_size)
         except rex.StreamConsumedError as exc:
-            raise _consumed(self._request) from exc
+            raise _consumed(self._request) from redacted_cause(exc)
         except requests.RequestException as exc:
-            raise translate_error(exc, self._request) from exc
+            raise translate_error(exc, self._request) from redacted_cause(exc)
 
     def close(self) -> None:
         """Drop the rest of the body and give the connection back."""
@@ -315,7 +347,11 @@ def _cookies(cookies: Mapping[str, str] | CookieJar | None) -> Any:
 
 
 def translate_error(exc: requests.RequestException, request: HttpRequest) -> RequestForgeError:
-    """Map a ``requests`` exception onto the requestforge hierarchy."""
+    """Map a ``requests`` exception onto the requestforge hierarchy.
+
+    Raise the result ``from redacted_cause(exc)``: requests' and urllib3's messages quote
+    the URL's path and query, so the chained cause is a scrubbed copy (``_scrub``).
+    """
     kind: type[RequestForgeError]
     if isinstance(exc, rex.ConnectTimeout):
         kind = ConnectTimeoutError

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
+from requestforge._clock import Clock
 from requestforge._exceptions import ConfigurationError, RequestForgeError
 from requestforge._redact import redact_url
 
@@ -31,6 +32,8 @@ __all__: list[str] = []  # helpers for the package's own modules, not public API
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: How much of a rejected value a message quotes.
 _SHOWN = 40
+#: The type :func:`instance` checks for.
+_T = TypeVar("_T")
 
 
 def count(
@@ -52,14 +55,21 @@ def number(
     *,
     minimum: float = 0.0,
     strict: bool = False,
+    maximum: float = math.inf,
     error: type[RequestForgeError] = ConfigurationError,
 ) -> float:
-    """A finite int or float (not a bool) >= ``minimum``, or > it when ``strict``."""
+    """A finite int or float (not a bool) >= ``minimum``, or > it when ``strict``, and at
+    most ``maximum``. An int too large for a float is refused, not an ``OverflowError``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise error(f"{name} must be a number, got {_show(value)}")
-    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond the range of a float
+        finite = False
+    if not finite or value < minimum or (strict and value == minimum) or value > maximum:
         bound = ">" if strict else ">="
-        raise error(f"{name} must be a finite number {bound} {minimum}, got {value!r}")
+        top = f" and <= {maximum:g}" if maximum != math.inf else ""
+        raise error(f"{name} must be a finite number {bound} {minimum}{top}, got {_show(value)}")
     return float(value)
 
 
@@ -70,23 +80,121 @@ def flag(name: str, value: object) -> bool:
     return value
 
 
+def text(name: str, value: object, *, error: type[RequestForgeError] = ConfigurationError) -> str:
+    """A string with something besides whitespace in it. The message names the type only:
+    the value may be a secret."""
+    if not isinstance(value, str) or not value.strip():
+        kind = "an empty string" if isinstance(value, str) else type(value).__name__
+        raise error(f"{name} must be a non-empty string, got {kind}")
+    return value
+
+
+def instance(
+    name: str,
+    value: object,
+    kind: type[_T] | tuple[type[_T], ...],
+    *,
+    error: type[RequestForgeError] = ConfigurationError,
+) -> _T:
+    """``value`` if it is a ``kind``; the message names the expected and the given type,
+    never the value."""
+    if isinstance(value, kind):
+        return value
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    expected = " or ".join(_article(k.__name__) for k in kinds)
+    raise error(f"{name} must be {expected}, got {type(value).__name__}")
+
+
+def _article(word: str) -> str:
+    """``word`` after "a" or "an", as it is read aloud ("an HttpClient")."""
+    return f"an {word}" if word[:1] in "AEIOU" or word.startswith("Http") else f"a {word}"
+
+
+def valid_callable(name: str, value: object) -> Callable[..., object]:
+    """Something to call; the message names its type (a repr may hold a secret)."""
+    if not callable(value):
+        raise ConfigurationError(f"{name} must be callable, got {type(value).__name__}")
+    return value
+
+
+def valid_clock(name: str, value: object) -> Clock | None:
+    """None (the default clock, read at call time) or a ``Clock``."""
+    if value is not None and not isinstance(value, Clock):
+        raise ConfigurationError(
+            f"{name} must be a Clock (now/monotonic/sleep), got {type(value).__name__}"
+        )
+    return value
+
+
+def valid_token_type(
+    name: str, value: object, *, error: type[RequestForgeError] = ConfigurationError
+) -> str:
+    """An authentication scheme (``Bearer``, ``DPoP``...): an RFC 9110 token, as the
+    ``Authorization`` header's auth-scheme must be. A space, CR/LF or other control character
+    would split or forge the header on every request the token is used for."""
+    if not isinstance(value, str) or _TOKEN.fullmatch(value) is None:
+        raise error(
+            f"{name} must be a non-empty string that is an RFC 9110 token (ASCII letters, "
+            f"digits, !#$%&'*+-.^_`|~; no space or control character), got {_kind(value)}"
+        )
+    return value
+
+
+#: RFC 6749 appendix A: access-token and refresh-token are ``1*VSCHAR`` (``%x20-7E``)...
+_VSCHARS = re.compile(r"[\x20-\x7e]+")
+#: ...and an access token is sent as one word of a header, so it has no space either. This is
+#: wider than RFC 6750's b64token on purpose: real opaque tokens carry ``|`` or ``!`` too.
+_VISIBLE = re.compile(r"[\x21-\x7e]+")
+
+
+def token_text(
+    name: str,
+    value: object,
+    *,
+    space: bool = False,
+    error: type[RequestForgeError] = ConfigurationError,
+) -> str:
+    """A token as RFC 6749 spells it: printable ASCII, with spaces only if ``space``. The
+    message says what is wrong and never quotes the value, which is a secret."""
+    if not isinstance(value, str) or not value:
+        raise error(f"{name} must be a non-empty string, got {_kind(value)}")
+    if (_VSCHARS if space else _VISIBLE).fullmatch(value) is None:
+        found = "control or non-ASCII" if space else "whitespace, control or non-ASCII"
+        allowed = "printable ASCII" if space else "printable ASCII without spaces"
+        raise error(f"{name} contains {found} characters; RFC 6749 allows {allowed}")
+    return value
+
+
+def _kind(value: object) -> str:
+    """What a rejected value is, for a message that must not quote it."""
+    if isinstance(value, str):
+        return "an empty string" if not value else f"a string of {len(value)} characters"
+    return type(value).__name__
+
+
 def valid_timeout(
     name: str, value: object, *, error: type[RequestForgeError] = ConfigurationError
 ) -> float | tuple[float, float]:
     """Seconds as requests takes them: one number for connect and read, or a
-    ``(connect, read)`` tuple; each finite and > 0 (no "wait forever", no silent default)."""
+    ``(connect, read)`` tuple; each finite, > 0 (no "wait forever", no silent default) and at
+    most :data:`MAX_TIMEOUT` (a larger one overflows the platform's socket timers)."""
     if isinstance(value, tuple):
         if len(value) != 2:
             raise error(f"{name} must be a (connect, read) pair, got {_show(value)}")
         return (
-            number(f"{name} (connect)", value[0], strict=True, error=error),
-            number(f"{name} (read)", value[1], strict=True, error=error),
+            number(f"{name} (connect)", value[0], strict=True, maximum=MAX_TIMEOUT, error=error),
+            number(f"{name} (read)", value[1], strict=True, maximum=MAX_TIMEOUT, error=error),
         )
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise error(
             f"{name} must be a number of seconds or a (connect, read) tuple, got {_show(value)}"
         )
-    return number(name, value, strict=True, error=error)
+    return number(name, value, strict=True, maximum=MAX_TIMEOUT, error=error)
+
+
+#: The longest timeout, in seconds (about 11.6 days): ``socket.settimeout`` overflows near
+#: 1e10 s, and a deadline adds connect and read together, so the bound keeps a wide margin.
+MAX_TIMEOUT = 1_000_000.0
 
 
 def valid_method(
@@ -103,69 +211,18 @@ def valid_method(
 
 
 def _show(value: object) -> str:
-    """The repr of a rejected value, cut short: a message is not a place for a whole body."""
-    text = repr(value)
+    """The repr of a rejected value, cut short: a message is not a place for a whole body.
+    A value whose repr fails (10,000-deep nesting, a broken ``__repr__``) shows its type."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a message must not fail: RecursionError, or anything
+        return f"a {type(value).__name__}"
     return text if len(text) <= _SHOWN else f"{text[: _SHOWN - 3]}..."
 
 
-def valid_request_options(
-    *,
-    cookies: object,
-    files: object,
-    auth: object,
-    allow_redirects: object,
-    stream: object,
-    proxies: object,
-    verify: object,
-    cert: object,
-    error: type[RequestForgeError],
-) -> None:
-    """The requests keywords of one request, each of a type requests accepts (see
-    :meth:`HttpClient.request <requestforge.HttpClient.request>`); raise ``error`` otherwise,
-    so no built-in exception escapes from deep inside requests. Never quotes a secret."""
-    from collections.abc import Mapping  # noqa: PLC0415 - keeps this module's imports light
-    from http.cookiejar import CookieJar  # noqa: PLC0415
-
-    from requests.auth import AuthBase  # noqa: PLC0415
-
-    if cookies is not None and not isinstance(cookies, CookieJar | Mapping):
-        raise error(f"cookies must be a mapping or a CookieJar, got {type(cookies).__name__}")
-    if files is not None and not (
-        isinstance(files, Mapping)
-        or (
-            isinstance(files, list | tuple)
-            and all(isinstance(f, tuple) and len(f) == 2 and isinstance(f[0], str) for f in files)
-        )
-    ):
-        raise error(
-            f"files must be a mapping or a list of (field, file) pairs, got {type(files).__name__}"
-        )
-    if (
-        auth is not None
-        and not isinstance(auth, AuthBase)
-        and not (
-            isinstance(auth, tuple) and len(auth) == 2 and all(isinstance(a, str) for a in auth)
-        )
-    ):
-        raise error(
-            "auth must be a (user, password) tuple of str or a requests.auth.AuthBase, "
-            f"got {type(auth).__name__}"
-        )
-    for name, flag in (("allow_redirects", allow_redirects), ("stream", stream)):
-        if not isinstance(flag, bool):
-            raise error(f"{name} must be True or False, got {_show(flag)}")
-    if proxies is not None and not (
-        isinstance(proxies, Mapping)
-        and all(isinstance(k, str) and isinstance(v, str | None) for k, v in proxies.items())
-    ):
-        raise error(f"proxies must be a mapping of str to str, got {type(proxies).__name__}")
-    if verify is not None and not isinstance(verify, bool | str):
-        raise error(f"verify must be True, False or a CA bundle path, got {_show(verify)}")
-    if cert is not None and not (
-        isinstance(cert, str)
-        or (isinstance(cert, tuple) and len(cert) == 2 and all(isinstance(c, str) for c in cert))
-    ):
-        raise error(f"cert must be a path or a (cert, key) pair of paths, got {_show(cert)}")
+def shown(value: object) -> str:
+    """:func:`_show` for the other modules: a rejected (non-secret) value, short and safe."""
+    return _show(value)
 
 
 # -- connection settings of a client config ---------------------------------------------------

@@ -25,6 +25,7 @@ from requestforge_testing._cassette_errors import (
 from requestforge_testing._cassettes import ForgeCassette
 from requestforge_testing._clock import FakeClock, ForgeClockWarning
 from requestforge_testing._fetchers import FakeTokenFetcher
+from requestforge_testing._known import KnownSecrets
 from requestforge_testing._oauth_server import OAuthServer, RecordedTokenRequest
 from requestforge_testing._providers import (
     FakeTokenProvider,
@@ -60,6 +61,7 @@ __all__ = [
     "ForgeCassette",
     "ForgeClockWarning",
     "ForgeStressWarning",
+    "KnownSecrets",
     "MissingCassetteError",
     "OAuthServer",
     "ProviderCall",
@@ -94,6 +96,7 @@ if find_spec("pytest") is not None:
         forge_redis_cluster_server,
         forge_redis_server,
         forge_responses,
+        forge_secrets,
         forge_tls,
         forge_tls_api_server,
         forge_tls_api_server_session,

@@ -3,13 +3,14 @@
 Both sides are scrubbed first (see ``_scrubbing``), so secrets are placeholders on both. A
 recorded placeholder matches any value in the same place: the recording only promises that
 *a* secret was there, and the live request's real credentials or replayed tokens are
-equally secret. Everything else is compared exactly, part by part (:data:`ASPECTS`, the
-names ``match_on`` takes): the method; the host (scheme, host and port); the path; the
-query parameters; the OAuth ``grant_type``; the body's other parameters (form fields or
-JSON); the ``Authorization`` scheme; and the user part of HTTP Basic credentials, which in
-OAuth is the client id (its secret is a placeholder, never compared). Headers such as
-``User-Agent`` are not compared: they change with library versions, not with what the code
-asks for.
+equally secret. A live placeholder matches any recorded value likewise (a value declared
+secret after the recording was made). Everything else is compared exactly, part by part
+(:data:`ASPECTS`, the names ``match_on`` takes): the method; the host (scheme, host and
+port); the path; the query parameters; the OAuth ``grant_type``; the body's other
+parameters (form fields or JSON); the ``Authorization`` scheme; and the user part of HTTP
+Basic credentials, which in OAuth is the client id (its secret is a placeholder, never
+compared). Headers such as ``User-Agent`` are not compared: they change with library
+versions, not with what the code asks for.
 """
 
 from __future__ import annotations
@@ -182,13 +183,19 @@ def _user_difference(recorded: RequestView, live: RequestView) -> str:
 
 
 def same_text(recorded: str, live: str) -> bool:
-    """Equal, where each placeholder in ``recorded`` stands for any non-empty text."""
+    """Equal, where each placeholder in ``recorded`` stands for any non-empty text, and so
+    does one in ``live``: a value declared secret only since the recording (the knowledge
+    is process-wide and only grows) is a placeholder in the live request alone."""
     if recorded == live:
         return True
-    if PLACEHOLDER_PREFIX not in recorded:
+    return _fits(recorded, live) or _fits(live, recorded)
+
+
+def _fits(pattern_side: str, text: str) -> bool:
+    if PLACEHOLDER_PREFIX not in pattern_side:
         return False
-    pattern = ".+?".join(re.escape(part) for part in _PLACEHOLDER_RUN.split(recorded))
-    return re.fullmatch(pattern, live, flags=re.DOTALL) is not None
+    pattern = ".+?".join(re.escape(part) for part in _PLACEHOLDER_RUN.split(pattern_side))
+    return re.fullmatch(pattern, text, flags=re.DOTALL) is not None
 
 
 def same_json(recorded: Any, live: Any) -> bool:

@@ -2,9 +2,10 @@
 
 vcrpy does the recording and replaying; this module adds what auth flows need on top:
 
-- **Scrubbing at record time** (``_scrubbing``): credential headers, cookies, secret form,
-  query and JSON fields become ``forge-scrubbed-<n>`` placeholders, the same one for the
-  same secret everywhere, and loopback hosts become ``loopback-<n>.invalid``. A last pass
+- **Scrubbing at record time** (``_scrubbing``): what components declared secret (header
+  and field names, values anywhere) first, then credential headers, cookies, secret form,
+  query and JSON fields by name, become ``forge-scrubbed-<n>`` placeholders, the same one
+  for the same secret everywhere, and loopback hosts become ``loopback-<n>.invalid``. A last pass
   runs over the whole cassette when it is saved, and a cassette in which a known secret
   would still be visible is not written at all.
 - **Basic credentials keep the client id**: ``Basic <id>:forge-scrubbed-<n>``, so a replay
@@ -17,6 +18,8 @@ vcrpy does the recording and replaying; this module adds what auth flows need on
 - **No connection under record mode none**: vcrpy answers or refuses every request before
   a socket is opened (its stubs defer ``connect()`` until a request is really sent), and
   drops pooled connections opened before the cassette; the tests hold it to that.
+- **vcrpy's own logs** (``_cassette_logs``): while the cassette is open, a filter on
+  vcrpy's loggers redacts the requests and responses they write at DEBUG and INFO.
 - **Recorded time**: the cassette keeps when it was recorded (under a top-level
   ``requestforge`` key, which stock vcrpy ignores) and puts a ``FakeClock`` there on replay.
 - **One thread only**: vcrpy patches connection classes process-wide and is not thread-safe
@@ -33,6 +36,7 @@ import copy
 import os
 import threading
 from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +54,7 @@ from requestforge_testing._cassette_errors import (
     shown,
     summary,
 )
+from requestforge_testing._cassette_logs import redacting_vcr_logs
 from requestforge_testing._cassette_match import RequestView, compare
 from requestforge_testing._cassette_rules import MATCH_ON, CassetteRules
 from requestforge_testing._clock import FakeClock
@@ -118,6 +123,7 @@ class ForgeCassette:
         self._violations: list[CassetteError] = []
         self._recorded_at: datetime | None = None
         self._context: Any = None
+        self._logs = ExitStack()
         self._vcr: Any = None
         self._owner: threading.Thread | None = None
         self._replaying = False
@@ -231,7 +237,12 @@ class ForgeCassette:
             before_record_request=self._scrub_request,
             before_record_response=self._scrub_response,
         )
-        self._vcr = context.__enter__()
+        self._logs.enter_context(redacting_vcr_logs(self._scrubber.hide))
+        try:
+            self._vcr = context.__enter__()
+        except BaseException:
+            self._logs.close()
+            raise
         self._context = context
         self._loaded = len(self._vcr.data)
         if not self._replaying or self._recorded_at is None:
@@ -249,7 +260,8 @@ class ForgeCassette:
         violations = self.violations
         self._discard = failed or bool(violations)
         context, self._context = self._context, None
-        context.__exit__(None, None, None)
+        with self._logs:  # vcrpy logs while it saves and unpatches: filtered until done
+            context.__exit__(None, None, None)
         if self._persister.error is not None:
             raise self._persister.error
         if violations and not failed:

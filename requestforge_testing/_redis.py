@@ -9,8 +9,12 @@ until a server is started.
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
 
 from requestforge_testing._child import HOST, ChildServer, free_port
@@ -64,6 +68,20 @@ class RedisServer(ChildServer):
         from redis.cluster import RedisCluster  # noqa: PLC0415 - optional dependency
 
         return RedisCluster(host=HOST, port=self._port, **kwargs)  # type: ignore[arg-type]
+
+    @contextmanager
+    def stalled(self) -> Iterator[None]:
+        """Freeze the server (SIGSTOP) inside the block, as a Redis stuck in a long command or
+        a paused VM: connections open and commands go unanswered. It resumes (SIGCONT) when
+        the block ends, however it ends."""
+        process = self._process
+        if process is None:
+            raise RuntimeError("stalled() needs a running server")
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
 
     def flushall(self) -> None:
         """Delete every key; loaded Lua scripts stay (they are not data)."""

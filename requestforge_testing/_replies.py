@@ -15,6 +15,8 @@ from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Final
 
+from requestforge._redact import REDACTED, is_secret_field, redact_headers, redact_text
+
 __all__ = ["UNSET", "RecordedRequest", "Reply"]
 
 # RFC 9110: these statuses never carry a body, so they get neither a body nor Content-Length.
@@ -143,7 +145,9 @@ class RequestHeaders(Mapping[str, str]):
         return len(self._items)
 
     def __repr__(self) -> str:
-        return f"Headers({dict(self.items())!r})"
+        # Shown in failed assertions and CI logs: credentials are hidden, by name and by
+        # what the library was told is secret.
+        return f"Headers({redact_headers(dict(self.items()))!r})"
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,17 @@ class RecordedRequest:
     connection: int = 0
     client: tuple[str, int] | None = None
     client_cert_subject: Mapping[str, str] | None = None
+
+    def __repr__(self) -> str:
+        # Shown in failed assertions and CI logs: secret headers and query values hidden,
+        # the body's declared secrets and query-like secrets too (compare fields to see more).
+        query = {k: ([REDACTED] if is_secret_field(k) else v) for k, v in self.query.items()}
+        body = redact_text(self.body.decode("utf-8", "replace"))
+        return (
+            f"RecordedRequest(method={self.method!r}, path={redact_text(self.path)!r}, "
+            f"query={query!r}, headers={self.headers!r}, body={body!r}, "
+            f"thread_name={self.thread_name!r}, connection={self.connection})"
+        )
 
     @property
     def text(self) -> str:

@@ -1,8 +1,12 @@
 """``SecretScrubber``: replaces every secret in an HTTP exchange with a stable placeholder.
 
 Cassettes are committed, so nothing secret may reach them. What counts as a secret comes
-from :mod:`requestforge._redact` (the one place that knows): credential headers, cookies,
-secret query/form/JSON fields at any depth, URL user info. Each distinct secret becomes
+from what the library *knows* first (``requestforge._secrets``: the exact header names,
+field names and values that auth hooks, providers and fetchers declared, so an
+``Ocp-Apim-Subscription-Key`` header or a ``?subscription-key=`` is hidden because its hook
+said so), then from :mod:`requestforge._redact`'s name rules: credential headers, cookies,
+secret query/form/JSON fields at any depth, URL user info. A declared value is replaced
+wherever it turns up (a header, a path segment, a query value, a body). Each distinct secret becomes
 ``forge-scrubbed-<n>``, the same ``<n>`` wherever it appears, so a cassette still shows that
 the token a response issued is the one the next request carried, and a replayed token is
 a valid header value. Once seen in a structured place, a secret is also replaced wherever
@@ -32,10 +36,12 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus, urlencode, urlsplit
 
-from requestforge._redact import is_credential_field, is_secret_header
+from requestforge._redact import REDACTED, is_credential_field, is_secret_header
+from requestforge._secrets import known_secrets
 
 __all__ = [
     "LOOPBACK_HOST_SUFFIX",
@@ -44,6 +50,8 @@ __all__ = [
     "SecretScrubber",
     "basic_credentials",
     "body_values",
+    "declared_pattern",
+    "is_declared_field",
     "is_placeholder",
     "url_values",
 ]
@@ -58,15 +66,44 @@ LOOPBACK_HOST_SUFFIX: Final = ".invalid"
 MIN_BASIC_SECRET: Final = 4
 
 _PLACEHOLDER = re.compile(re.escape(PLACEHOLDER_PREFIX) + r"(\d+)")
+#: A secret shorter than this is replaced only where it is a whole value: replacing a
+#: two-letter password inside every other word would mangle the cassette.
+MIN_EMBEDDED: Final = 6
 _LOOPBACK_URL = re.compile(
     r"(?P<scheme>https?://)(?P<host>localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::(?P<port>\d{1,5}))?",
     re.IGNORECASE,
 )
 _FORM: Final = "application/x-www-form-urlencoded"
 _CREDENTIAL_HEADERS: Final = frozenset({"authorization", "proxy-authorization"})
+#: Fields of the protocol, never secret, that a replay compares exactly: kept as sent even
+#: if a test declared a password spelled ``password``.
+_PROTOCOL_FIELDS: Final = frozenset({"grant_type"})
+#: Headers that frame the message: never rewritten (a declared "1234" must not turn a
+#: ``Content-Length`` into a placeholder that no HTTP library can parse on replay).
+_FRAMING_HEADERS: Final = frozenset({"content-length", "transfer-encoding", "content-encoding"})
 #: Basic credentials as a cassette stores them: the user part, then a placeholder. Base64
 #: never contains a colon, so this cannot be mistaken for credentials as sent.
 _STORED_BASIC = re.compile(r"(?P<user>[^:]*):(?P<secret>" + _PLACEHOLDER.pattern + ")")
+
+
+@lru_cache(maxsize=4)
+def _declared(values: frozenset[str]) -> re.Pattern[str] | None:
+    """One pattern for every declared value long enough to be replaced inside other text,
+    longest first (a value containing another is replaced whole); compiled once per state
+    of the knowledge, which rarely changes."""
+    long_enough = sorted((v for v in values if len(v) >= MIN_EMBEDDED), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, long_enough))) if long_enough else None
+
+
+def declared_pattern() -> re.Pattern[str] | None:
+    """The pattern of the secret values declared so far (``requestforge._secrets``) that
+    are replaced wherever they appear; shorter ones only where they are a whole value."""
+    return _declared(known_secrets().values)
+
+
+def is_declared_field(name: str) -> bool:
+    """Whether a component declared ``name`` as a query/form/JSON field carrying a secret."""
+    return name.lower() in known_secrets().fields
 
 
 def is_placeholder(value: str) -> bool:
@@ -99,9 +136,8 @@ class SecretScrubber:
     numbering continues after the highest one seen, so new secrets never reuse a number.
     """
 
-    #: A secret shorter than this is replaced only where it is a whole value: replacing a
-    #: two-letter password inside every other word would mangle the cassette.
-    MIN_EMBEDDED_LENGTH: Final = 6
+    #: See :data:`MIN_EMBEDDED`.
+    MIN_EMBEDDED_LENGTH: Final = MIN_EMBEDDED
 
     def __init__(
         self, *, extra_headers: Iterable[str] = (), extra_fields: Iterable[str] = ()
@@ -158,7 +194,9 @@ class SecretScrubber:
     # -- text ----------------------------------------------------------------------------
 
     def text(self, value: str) -> str:
-        """``value`` with every known secret in it replaced and loopback URLs normalised."""
+        """``value`` with every declared and known secret in it replaced and loopback URLs
+        normalised."""
+        value = self._declared_in(value)
         with self._lock:
             known = {**dict.fromkeys(self._learned, ""), **self._placeholders}
         if value in known:
@@ -168,8 +206,41 @@ class SecretScrubber:
                 value = value.replace(secret, self.placeholder(secret))
         return _LOOPBACK_URL.sub(self._loopback_url, value)
 
+    def _declared_in(self, value: str) -> str:
+        """Declared values replaced; placeholders already there are left whole (a declared
+        ``forge`` must not rewrite ``forge-scrubbed-3``)."""
+        if not value or is_placeholder(value):
+            return value
+        if value in known_secrets().values:
+            return self.placeholder(value)
+        declared = declared_pattern()
+        if declared is None:
+            return value
+        pieces, last = [], 0
+        for run in _PLACEHOLDER.finditer(value):
+            pieces += [declared.sub(self._declared_match, value[last : run.start()]), run[0]]
+            last = run.end()
+        pieces.append(declared.sub(self._declared_match, value[last:]))
+        return "".join(pieces)
+
+    def _declared_match(self, found: re.Match[str]) -> str:
+        return self.placeholder(found.group(0))
+
+    def hide(self, value: str) -> str:
+        """``value`` with every secret seen so far shown as ``[REDACTED]``, numbering
+        nothing: for log lines, which must not change the cassette's placeholders."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if len(secret) >= self.MIN_EMBEDDED_LENGTH:
+                value = value.replace(secret, REDACTED)
+        return value
+
     def raw(self, value: bytes) -> bytes:
-        """Known secrets replaced in a body that is not text."""
+        """Declared and known secrets replaced in a body that is not text."""
+        declared = known_secrets().values
+        for secret in sorted(declared, key=len, reverse=True):
+            encoded = secret.encode("utf-8")
+            if len(secret) >= self.MIN_EMBEDDED_LENGTH and encoded in value:
+                value = value.replace(encoded, self.placeholder(secret).encode("ascii"))
         for secret in sorted(self.secrets, key=len, reverse=True):
             encoded = secret.encode("utf-8")
             if len(secret) >= self.MIN_EMBEDDED_LENGTH and encoded in value:
@@ -214,6 +285,8 @@ class SecretScrubber:
         """One header value with its secrets replaced; the auth scheme, the Basic user and
         cookie names stay."""
         lowered = name.lower()
+        if lowered in _FRAMING_HEADERS:
+            return value
         if lowered in _CREDENTIAL_HEADERS:
             return self._credentials(value, whole=lowered in self._extra_headers)
         if lowered == "cookie":
@@ -250,9 +323,21 @@ class SecretScrubber:
     def _secret_field(self, name: str) -> bool:
         return is_credential_field(name) or name.lower() in self._extra_fields
 
+    def _named_field(self, name: str) -> bool:
+        """A field whose every value is secret, numbers included: named by the test
+        (``extra_fields``) or declared by a component."""
+        return name.lower() in self._extra_fields or is_declared_field(name)
+
     def _pairs(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         return [
-            (name, self.placeholder(value) if self._secret_field(name) else self.text(value))
+            (
+                name,
+                value
+                if name in _PROTOCOL_FIELDS
+                else self.placeholder(value)
+                if self._secret_field(name)
+                else self.text(value),
+            )
             for name, value in pairs
         ]
 
@@ -261,14 +346,17 @@ class SecretScrubber:
 
         Only strings, by default: credentials are strings in every protocol we know, while
         numbers under such names are codes and counts a test may assert on. Under a name in
-        ``extra_fields`` (``named``), numbers are secrets too: the test said so.
+        ``extra_fields`` or a declared field name (``named``), numbers are secrets too: the
+        test or the component said so.
         """
         if isinstance(value, Mapping):
             return {
-                key: self.json(
+                key: item
+                if key in _PROTOCOL_FIELDS and isinstance(item, str)
+                else self.json(
                     item,
                     secret=secret or is_credential_field(str(key)),
-                    named=named or str(key).lower() in self._extra_fields,
+                    named=named or self._named_field(str(key)),
                 )
                 for key, item in value.items()
             }
@@ -309,9 +397,15 @@ class SecretScrubber:
         """Placeholders of known secrets still visible in ``serialized`` (never the secrets).
 
         Checks the plain, form-encoded and JSON-escaped spellings of every secret long
-        enough to be told apart from ordinary text.
+        enough to be told apart from ordinary text, and every declared value as declared.
         """
-        found = []
+        declared = declared_pattern()
+        outside = _PLACEHOLDER.sub(" ", serialized)  # a placeholder is not a leak
+        found = (
+            []
+            if declared is None
+            else [self.placeholder(m.group(0)) for m in declared.finditer(outside)]
+        )
         for secret in self.secrets:
             if len(secret) < self.MIN_EMBEDDED_LENGTH:
                 continue
@@ -323,7 +417,7 @@ class SecretScrubber:
             }
             if any(spelling in serialized for spelling in spellings):
                 found.append(self.placeholder(secret))
-        return sorted(found)
+        return sorted(set(found))
 
 
 def url_values(url: str) -> list[str]:

@@ -20,6 +20,7 @@ from requestforge_testing._cassette_pytest import CALL_FAILED, close_for_test, o
 from requestforge_testing._cassettes import ForgeCassette
 from requestforge_testing._clock import FakeClock
 from requestforge_testing._env import ci_is_set, missing_testing_extra, testing_extra_hint
+from requestforge_testing._known import KnownSecrets
 from requestforge_testing._oauth_server import OAuthServer
 from requestforge_testing._providers import FakeTokenProvider, FakeTokenProviderFactory
 from requestforge_testing._proxy import ProxyServer
@@ -421,6 +422,15 @@ def forge_clock() -> Iterator[FakeClock]:
     """A FakeClock installed as the library's default clock for this test only."""
     with FakeClock().installed() as clock:
         yield clock
+
+
+@pytest.fixture
+def forge_secrets() -> Iterator[KnownSecrets]:
+    """Nothing declared secret for this test but what it declares (through
+    :class:`KnownSecrets` or any component it builds); the process's knowledge is put back
+    afterwards. For tests of redaction that must not depend on earlier tests."""
+    with KnownSecrets.isolated() as secrets:
+        yield secrets
 
 
 @pytest.fixture

@@ -15,13 +15,17 @@ from requestforge import (
     BearerTokenAuthHook,
     CompositeAuthHook,
     ConfigurationError,
+    HttpClient,
+    HttpClientConfigBuilder,
     HttpMethod,
     HttpRequest,
     HttpResponse,
     RequestContext,
+    Secrets,
     TokenAuthHook,
     TokenManager,
 )
+from requestforge._secrets import known_secrets
 from requestforge_testing import FakeTokenProvider
 
 
@@ -331,3 +335,82 @@ def test_token_auth_repr_and_logs_hide_the_token(
     _unauthorized(hook)
     assert "fake-access" not in repr(hook)
     assert "fake-access" not in caplog.text
+
+
+# -- issue 11: every hook says what it sends that is secret --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hook", "headers", "fields"),
+    [
+        (
+            lambda: ApiKeyAuthHook("CANARY-APIKEY-7f3a", header_name="Ocp-Apim-Subscription-Key"),
+            {"ocp-apim-subscription-key"},
+            set(),
+        ),
+        (
+            lambda: ApiKeyAuthHook("CANARY-APIKEY-7f3a", query_param="subscription-key"),
+            set(),
+            {"subscription-key"},
+        ),
+        (lambda: BearerTokenAuthHook("CANARY-APIKEY-7f3a"), {"authorization"}, set()),
+    ],
+    ids=["api-key-header", "api-key-query", "bearer"],
+)
+def test_hooks_declare_their_names_and_value(
+    hook: Any, headers: set[str], fields: set[str]
+) -> None:
+    """Each hook's secrets name exactly where its key goes, and the key."""
+    secrets = hook().secrets
+    assert secrets.headers == headers
+    assert secrets.fields == fields
+    assert "CANARY-APIKEY-7f3a" in secrets.values
+    assert "CANARY-APIKEY-7f3a" in known_secrets().values  # declared when built
+
+
+def test_basic_auth_declares_the_password_and_the_whole_value() -> None:
+    """The password, its base64 form and the whole Basic value are all known secrets."""
+    encoded = base64.b64encode(b"ann:CANARY-BASIC-PW-1").decode()
+    secrets = BasicAuthHook("ann", "CANARY-BASIC-PW-1").secrets
+    assert {"CANARY-BASIC-PW-1", encoded, f"Basic {encoded}"} <= secrets.values
+    assert "ann" not in secrets.values
+
+
+def test_a_composite_hook_declares_what_its_hooks_do() -> None:
+    """CompositeAuthHook's secrets are the union of its hooks'."""
+    hook = CompositeAuthHook(
+        ApiKeyAuthHook("CANARY-C1-aaaa", header_name="X-Partner-Key"),
+        ApiKeyAuthHook("CANARY-C2-bbbb", query_param="sig2"),
+    )
+    assert hook.secrets.headers == {"x-partner-key"}
+    assert hook.secrets.fields == {"sig2"}
+    assert {"CANARY-C1-aaaa", "CANARY-C2-bbbb"} <= hook.secrets.values
+
+
+def test_a_users_hook_is_declared_when_the_client_is_built() -> None:
+    """A custom hook's secrets property is read when the client is built, and redacted."""
+
+    class PartnerHook(AuthHookInterface):
+        @property
+        def secrets(self) -> Secrets:
+            return Secrets.of(headers=["X-Canary-Partner"], values=["CANARY-USERHOOK-31"])
+
+        def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
+            return request.with_headers({"X-Canary-Partner": "CANARY-USERHOOK-31"})
+
+    config = HttpClientConfigBuilder().with_auth_hook(PartnerHook()).build()
+    HttpClient(config).close()
+    assert "x-canary-partner" in known_secrets().headers
+    plain = HttpRequest(HttpMethod.GET, "https://h/")
+    request = PartnerHook().before_request(plain, RequestContext(request=plain))
+    assert "CANARY-USERHOOK-31" not in request.to_curl()
+
+
+def test_the_default_interface_declares_nothing() -> None:
+    """A hook that does not override secrets declares nothing."""
+
+    class Plain(AuthHookInterface):
+        def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
+            return request
+
+    assert not Plain().secrets

@@ -16,6 +16,7 @@ from requestforge import (
     CircuitBreakerRetryStrategy,
     CircuitOpenError,
     ClientClosedError,
+    ConfigurationError,
     ConnectError,
     ConnectTimeoutError,
     ErrorHookInterface,
@@ -157,14 +158,16 @@ def test_extension_method_is_retried_only_when_never_sent(
 def test_request_and_default_timeouts_reach_the_session(
     forge_responses: responses.RequestsMock,
 ) -> None:
-    """A (connect, read) default applies unless the request gives its own float or pair."""
+    """A (connect, read) default applies unless the request gives its own float or pair
+    (a buffered request's reaches requests as a urllib3 Timeout with the attempt's total)."""
     forge_responses.get(f"{BASE}/t")
     with client_with(HttpClientConfigBuilder().with_timeout((2, 9))) as client:
         client.get("/t")
         client.get("/t", timeout=4)
         client.get("/t", timeout=(0.5, 60))
     sent = [c.request.req_kwargs["timeout"] for c in forge_responses.calls]  # type: ignore[attr-defined]
-    assert sent == [(2.0, 9.0), 4.0, (0.5, 60.0)]
+    phases = [(t.connect_timeout, t.read_timeout, t.total) for t in sent]
+    assert phases == [(2.0, 9.0, 11.0), (4.0, 4.0, 4.0), (0.5, 60.0, 60.5)]
 
 
 @pytest.mark.parametrize("timeout", [0, 0.0, -3, float("nan"), float("inf"), True, "5", (1, 0)])
@@ -238,11 +241,14 @@ def test_transport_errors_are_wrapped(
     raised: requests.RequestException,
     expected: type[Exception],
 ) -> None:
-    """Every requests exception leaves the client as a requestforge error, keeping the cause."""
+    """Every requests exception leaves the client as a requestforge error, chaining a
+    redacted copy of the cause: same type, same (secret-free) message."""
     forge_responses.get(f"{BASE}/e", body=raised)
     with client_with() as client, pytest.raises(expected) as excinfo:
         client.get("/e")
-    assert excinfo.value.__cause__ is raised
+    cause = excinfo.value.__cause__
+    assert type(cause) is type(raised)
+    assert str(cause) == str(raised)
     assert not isinstance(excinfo.value, requests.RequestException)
 
 
@@ -595,3 +601,102 @@ def test_cached_environment_session_survives_pickling(
     assert isinstance(restored, CachedEnvironmentSession)
     assert restored.get("https://a.example/x", timeout=5).text == "ok"
     assert forge_responses.calls[1].request.headers["X-App"] == "pickled"
+
+
+# -- every bad argument is a typed error, raised before anything is sent --------------------
+
+_SECRET = "sk-canary-7f3a9c"
+
+
+@pytest.mark.parametrize(
+    ("url", "keywords", "expected", "names"),
+    [
+        ("/t", {"timeout": -1}, InvalidRequestError, "timeout"),
+        ("/t", {"timeout": "5"}, InvalidRequestError, "timeout"),
+        ("/t", {"timeout": float("inf")}, InvalidRequestError, "timeout"),
+        ("/t", {"timeout": 1e10}, InvalidRequestError, "timeout"),
+        ("/t", {"timeout": 10**400}, InvalidRequestError, "timeout"),
+        ("/t", {"json": object()}, InvalidRequestError, "json"),
+        ("/t", {"json": float("nan")}, InvalidRequestError, "json"),
+        ("/t", {"data": 12345}, InvalidRequestError, "data"),
+        ("/t", {"data": [1, 2]}, InvalidRequestError, "data"),
+        ("/t", {"data": "x", "files": {"f": b"y"}}, InvalidRequestError, "data"),
+        ("/t", {"files": {"f": 5}}, InvalidRequestError, "files"),
+        ("/t", {"params": 5}, InvalidRequestError, "params"),
+        ("/t", {"params": {1: "x"}}, InvalidRequestError, "params"),
+        ("/t", {"headers": 5}, InvalidRequestError, "headers"),
+        ("/t", {"headers": {1: "x"}}, InvalidRequestError, "header name"),
+        ("/t", {"headers": {"a b": "x"}}, InvalidRequestError, "header name"),
+        ("/t", {"headers": {"X-Key": f"{_SECRET}…"}}, InvalidRequestError, "X-Key"),
+        ("/t", {"headers": {"X-Key": f"{_SECRET}\r\nX: 1"}}, InvalidRequestError, "X-Key"),
+        ("/t", {"headers": {"X-Key": f" {_SECRET}"}}, InvalidRequestError, "X-Key"),
+        ("/t", {"cookies": {"sid": f"{_SECRET};x"}}, InvalidRequestError, "cookie"),
+        ("/t", {"auth": ("user", f"{_SECRET}…")}, InvalidRequestError, "auth"),
+        ("/t", {"verify": "/no/such/bundle.pem"}, InvalidRequestError, "verify"),
+        ("/t", {"cert": "/no/such/cert.pem"}, InvalidRequestError, "cert"),
+        (None, {}, InvalidURLError, "url"),
+        (123, {}, InvalidURLError, "url"),
+        ("http://[::1", {}, InvalidURLError, "url"),
+        ("http://[::1/x?token=" + _SECRET, {}, InvalidURLError, "url"),
+        ("http://" + "a" * 64 + ".example.com/", {}, InvalidURLError, "label"),
+        ("http://a..b/", {}, InvalidURLError, "label"),
+        ("http://a.example:99999/", {}, InvalidURLError, "url"),
+    ],
+)
+def test_bad_request_arguments_raise_typed_errors_before_sending(
+    forge_responses: responses.RequestsMock,
+    url: Any,
+    keywords: dict[str, Any],
+    expected: type[InvalidRequestError],
+    names: str,
+) -> None:
+    """Each argument requests, urllib3 or http.client would fail on with a built-in error
+    is an InvalidRequestError naming the parameter, never quoting a secret, with nothing sent."""
+    with client_with() as client, pytest.raises(expected) as info:
+        client.post(url, **keywords)
+    assert type(info.value) is expected
+    assert names in str(info.value)
+    assert _SECRET not in str(info.value)
+    assert len(forge_responses.calls) == 0
+
+
+def test_a_longest_allowed_timeout_is_accepted(forge_responses: responses.RequestsMock) -> None:
+    """MAX_TIMEOUT itself is a valid timeout, for a request and as the default."""
+    forge_responses.get(f"{BASE}/t")
+    with client_with(HttpClientConfigBuilder().with_timeout(1_000_000)) as client:
+        assert client.get("/t", timeout=(1_000_000, 1)).status_code == 200
+
+
+def test_client_arguments_of_the_wrong_type_are_configuration_errors() -> None:
+    """HttpClient(config=, session=, session_factory=) of the wrong type raise
+    ConfigurationError (still a TypeError, as config= raised before)."""
+    with pytest.raises(ConfigurationError, match="config must be an HttpClientConfig"):
+        HttpClient(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"session must be a requests\.Session"):
+        HttpClient(session=object())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="session_factory"):
+        HttpClient(session_factory=5)  # type: ignore[arg-type]
+
+
+def test_map_of_a_non_iterable_is_an_invalid_request() -> None:
+    """client.map(5) raises InvalidRequestError, not Python's TypeError."""
+    with client_with() as client, pytest.raises(InvalidRequestError, match="iterable"):
+        client.map(5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "request_object",
+    [
+        requests.Request("GET", f"{BASE}/t", headers=5),
+        requests.Request("GET", f"{BASE}/t", params="a=1"),
+        requests.Request("GET", f"{BASE}/t", hooks={"response": [print]}),
+    ],
+    ids=["headers", "params", "hooks"],
+)
+def test_send_refuses_requests_objects_it_cannot_send(
+    forge_responses: responses.RequestsMock, request_object: requests.Request
+) -> None:
+    """send() of a requests.Request with fields it cannot take raises InvalidRequestError."""
+    with client_with() as client, pytest.raises(InvalidRequestError):
+        client.send(request_object)
+    assert len(forge_responses.calls) == 0

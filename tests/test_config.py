@@ -31,6 +31,7 @@ from requestforge import (
     TokenAuthHook,
     TokenManager,
 )
+from requestforge._secrets import known_secrets
 from requestforge_testing import FakeTokenProvider
 
 
@@ -460,3 +461,126 @@ def test_direct_construction_validates_connection_settings(overrides: dict[str, 
     """HttpClientConfig checks its connection fields however it was created."""
     with pytest.raises(ConfigurationError):
         HttpClientConfig(**overrides)
+
+
+# -- issue 11: reprs and messages show no secret -------------------------------------------
+
+
+def _secret_builder() -> HttpClientConfigBuilder:
+    return (
+        HttpClientConfigBuilder()
+        .with_base_url("https://ann:CANARY-BASEPW-1@api.example.com/v1")
+        .with_header("Authorization", "Bearer CANARY-DEFAULT-BEARER-2")
+        .with_header("X-Client-Secret", "CANARY-CLIENT-SECRET-3")
+        .with_header("X-Partner-Key", "CANARY-PARTNER-4", secret=True)
+        .with_header("Accept", "application/json")
+        .with_proxies({"https": "http://bob:CANARY-PROXYPW-5@proxy:3128"})
+        .with_cookies({"sid": "CANARY-COOKIE-6"})
+    )
+
+
+CANARIES = [f"CANARY-{name}" for name in ("BASEPW-1", "DEFAULT-BEARER-2", "CLIENT-SECRET-3")] + [
+    "CANARY-PARTNER-4",
+    "CANARY-PROXYPW-5",
+    "CANARY-COOKIE-6",
+]
+
+
+def test_the_builders_repr_shows_no_secret() -> None:
+    """A builder's repr hides header values, URL user info, proxy passwords and cookies."""
+    shown = repr(_secret_builder())
+    assert [c for c in CANARIES if c in shown] == []
+    assert "application/json" in shown
+    assert "x-partner-key" in shown
+
+
+def test_the_configs_repr_shows_no_secret() -> None:
+    """A config's repr hides the same, and still shows what is not secret."""
+    shown = repr(_secret_builder().build())
+    assert [c for c in CANARIES if c in shown] == []
+    assert "'Accept': 'application/json'" in shown
+    assert "api.example.com/v1" in shown
+
+
+def test_a_secret_marked_header_is_declared() -> None:
+    """with_header(secret=True) makes the name and value known secrets once built."""
+    config = _secret_builder().build()
+    assert "x-partner-key" in config.secret_headers
+    assert "x-partner-key" in known_secrets().headers
+    assert {"CANARY-PARTNER-4", "CANARY-CLIENT-SECRET-3", "CANARY-BASEPW-1"} <= (
+        known_secrets().values
+    )
+
+
+def test_with_headers_can_mark_several_secret() -> None:
+    """with_headers(..., secret=True) marks every header it sets, and only those."""
+    config = (
+        HttpClientConfigBuilder()
+        .with_headers({"X-A": "CANARY-A-valu", "X-B": "CANARY-B-valu"}, secret=True)
+        .with_header("X-C", "plain")
+        .build()
+    )
+    assert config.secret_headers == {"x-a", "x-b"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com/v1?api_key=CANARY-BASEQ-7",
+        "https://api.example.com/v1#access_token=CANARY-BASEQ-7",
+        "ftp://ann:CANARY-BASEQ-7@api.example.com/",
+    ],
+)
+def test_a_bad_base_url_is_refused_without_quoting_its_secret(url: str) -> None:
+    """The ConfigurationError for a base URL redacts its query and user info."""
+    with pytest.raises(ConfigurationError, match="base_url") as caught:
+        HttpClientConfigBuilder().with_base_url(url).build()
+    assert "CANARY-BASEQ-7" not in str(caught.value)
+
+
+# -- every bad setter argument is a ConfigurationError at build time ------------------------
+
+_CONFIG_SECRET = "cfg-canary-91b2"
+
+
+def test_with_headers_of_none_fails_at_build_not_at_the_call() -> None:
+    """with_headers(None) and with_header([], ...) return a builder; build() then raises
+    ConfigurationError (it used to be a TypeError from the setter itself)."""
+    for builder in (
+        HttpClientConfigBuilder().with_headers(None),  # type: ignore[arg-type]
+        HttpClientConfigBuilder().with_header([], "x"),  # type: ignore[arg-type]
+        HttpClientConfigBuilder().with_headers({1: "x"}),  # type: ignore[dict-item]
+    ):
+        repr(builder)
+        with pytest.raises(ConfigurationError, match="with_header"):
+            builder.build()
+
+
+@pytest.mark.parametrize(
+    ("builder", "names"),
+    [
+        (HttpClientConfigBuilder().with_timeout(1e10), "timeout"),
+        (HttpClientConfigBuilder().with_timeout((1, math.inf)), "timeout (read)"),
+        (HttpClientConfigBuilder().with_timeout(10**400), "timeout"),
+        (HttpClientConfigBuilder().with_bearer_token(f"{_CONFIG_SECRET}…"), "token"),
+        (HttpClientConfigBuilder().with_api_key(f"{_CONFIG_SECRET}\u2603"), "api_key"),
+        (HttpClientConfigBuilder().with_header("X-Key", f"{_CONFIG_SECRET}…"), "X-Key"),
+        (HttpClientConfigBuilder().with_header("X-Key", f" {_CONFIG_SECRET}"), "X-Key"),
+        (HttpClientConfigBuilder().with_header("X Key", "v"), "header name"),
+        (HttpClientConfigBuilder().with_base_url("http://[::1"), "base_url"),
+        (HttpClientConfigBuilder().with_base_url("http://" + "a" * 64 + ".com"), "label"),
+        (HttpClientConfigBuilder().with_base_url("http://a.com:99999"), "base_url"),
+        (HttpClientConfigBuilder().with_pool_size(2, connections=0), "pool_connections"),
+        (HttpClientConfigBuilder().with_pool_size("2"), "pool_"),  # type: ignore[arg-type]
+        (HttpClientConfigBuilder().with_retry_strategy(None), "retry_strategy"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_setter_arguments_are_configuration_errors(
+    builder: HttpClientConfigBuilder, names: str
+) -> None:
+    """Values that overflowed, failed to encode or failed to parse later are refused by
+    build() with a message that names the setting and never quotes a secret."""
+    with pytest.raises(ConfigurationError) as info:
+        builder.build()
+    assert names in str(info.value)
+    assert _CONFIG_SECRET not in str(info.value)

@@ -10,9 +10,12 @@ import requestforge
 from requestforge import (
     ConfigurationError,
     ConnectTimeoutError,
+    HookError,
     HttpMethod,
     HttpRequest,
     HttpResponse,
+    InvalidRequestError,
+    InvalidURLError,
     MaxRetryException,
     RequestForgeError,
 )
@@ -62,3 +65,19 @@ def test_builtin_bases() -> None:
     assert isinstance(error, TimeoutError)
     assert isinstance(error, ConnectionError)
     assert str(error) == "slow connect"
+
+
+def test_argument_errors_are_value_and_type_errors() -> None:
+    """ConfigurationError and InvalidRequestError are both ValueError and TypeError, so an
+    ``except`` written for the built-in exception Python raised before still catches them."""
+    for kind in (ConfigurationError, InvalidRequestError, InvalidURLError):
+        assert issubclass(kind, ValueError)
+        assert issubclass(kind, TypeError)
+
+
+def test_hook_error_carries_the_hook_and_method() -> None:
+    """HookError keeps the hook object and the name of the method that failed."""
+    hook = object()
+    error = HookError("boom", hook=hook, method="before_request")
+    assert (error.hook, error.method, str(error)) == (hook, "before_request", "boom")
+    assert isinstance(error, RequestForgeError)

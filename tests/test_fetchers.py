@@ -59,7 +59,7 @@ def context(**tokens: str) -> FetchContext:
         ({"token_type": " "}, "token_type must be a non-empty string"),
         ({"client": object()}, "client must be an HttpClient"),
         ({"clock": object()}, "clock must be a Clock"),
-        ({"ttl": -1}, "ttl of step 'x' must be finite and > 0"),
+        ({"ttl": -1}, "ttl of step 'x' must be a finite number > 0"),
     ],
 )
 def test_invalid_options_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:

@@ -9,14 +9,21 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import responses
 from hypothesis import given
 from hypothesis import strategies as st
 
 import requestforge._hooks as hooks_module
 from requestforge import (
+    ApiKeyAuthHook,
+    AuthHookInterface,
     AuthorizationHook,
     ConfigurationError,
     CorrelationIdHook,
+    ErrorHookInterface,
+    HookError,
+    HttpClient,
+    HttpClientConfigBuilder,
     HttpMethod,
     HttpRequest,
     HttpResponse,
@@ -29,6 +36,9 @@ from requestforge import (
     RateLimitResponseHook,
     ReadTimeoutError,
     RequestContext,
+    RequestHookInterface,
+    ResponseHookInterface,
+    SimpleRetryStrategy,
     set_default_clock,
 )
 from requestforge_testing import FakeClock
@@ -627,3 +637,137 @@ def test_error_hook_redacts_urls_inside_the_message(caplog: pytest.LogCaptureFix
     assert record.levelno == logging.ERROR
     assert "qs-t0k" not in record.getMessage()
     assert "p=1" in record.getMessage()
+
+
+def test_logging_hooks_hide_a_custom_named_api_key(caplog: pytest.LogCaptureFixture) -> None:
+    """A key sent as ?subscription-key= or X-Partner-Key by an auth hook is not logged
+    by the request, response or error hook: the hook declared both."""
+    caplog.set_level(logging.DEBUG, logger="requestforge")
+    query = ApiKeyAuthHook("CANARY-APIKEY-7f3a", query_param="subscription-key")
+    header = ApiKeyAuthHook("CANARY-HDRKEY-8b4c", header_name="X-Partner-Key")
+    plain = HttpRequest(HttpMethod.GET, "https://api.example.com/v1/items?page=2")
+    context = RequestContext(request=plain)
+    sent = header.before_request(query.before_request(plain, context), context)
+    sent_url = "https://api.example.com/v1/items?page=2&subscription-key=CANARY-APIKEY-7f3a"
+    LoggingRequestHook().before_request(sent, context)
+    LoggingResponseHook(level=logging.DEBUG).after_response(
+        _response(sent, 200, url=sent_url), context
+    )
+    LoggingErrorHook().on_error(
+        ReadTimeoutError(f"GET {sent_url} failed: header CANARY-HDRKEY-8b4c"), context
+    )
+    assert len(caplog.records) == 3
+    assert "CANARY-APIKEY-7f3a" not in caplog.text
+    assert "CANARY-HDRKEY-8b4c" not in caplog.text
+    assert "page=2" in caplog.text
+
+
+# -- HookError: a hook that raises, or forgets its return ----------------------------------
+
+_HOOK_SECRET = "hook-canary-5d1e"
+_HOOK_URL = "https://hooks.example/x"
+
+
+class _Misbehaving(RequestHookInterface, ResponseHookInterface, ErrorHookInterface):
+    """Raises ``raises`` (or returns None) from the one method named by ``where``."""
+
+    def __init__(self, where: str, raises: BaseException | None) -> None:
+        self.where, self.raises = where, raises
+
+    def _act(self, method: str, value: Any) -> Any:
+        if method != self.where:
+            return value
+        if self.raises is not None:
+            raise self.raises
+        return None
+
+    def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
+        return self._act("before_request", request)  # type: ignore[no-any-return]
+
+    def after_response(self, response: HttpResponse, context: RequestContext) -> HttpResponse:
+        return self._act("after_response", response)  # type: ignore[no-any-return]
+
+    def on_error(self, error: BaseException, context: RequestContext) -> None:
+        self._act("on_error", None)
+
+
+class _MisbehavingAuth(AuthHookInterface):
+    """An auth hook whose before_request raises ``raises`` or returns None."""
+
+    def __init__(self, raises: BaseException | None) -> None:
+        self.raises = raises
+
+    def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
+        if self.raises is not None:
+            raise self.raises
+        return None  # type: ignore[return-value]
+
+
+def _hooked_client(hook: object) -> HttpClient:
+    builder = HttpClientConfigBuilder().with_retry_strategy(SimpleRetryStrategy(0))
+    if isinstance(hook, AuthHookInterface):
+        builder = builder.with_auth_hook(hook)
+    else:
+        assert isinstance(hook, _Misbehaving)
+        builder = builder.with_request_hook(hook).with_response_hook(hook).with_error_hook(hook)
+    return HttpClient(builder.build())
+
+
+@pytest.mark.parametrize("where", ["before_request", "after_response", "on_error", "auth"])
+def test_a_hook_that_raises_is_a_hook_error_naming_it(
+    forge_responses: responses.RequestsMock, where: str
+) -> None:
+    """A KeyError from any kind of hook reaches the caller as HookError: it names the hook's
+    class and method, chains the KeyError, and does not quote the KeyError's text."""
+    if where in ("after_response", "on_error"):  # the others fail before sending
+        forge_responses.get(_HOOK_URL, status=200 if where != "on_error" else 503)
+    original = KeyError(_HOOK_SECRET)
+    hook: object = _MisbehavingAuth(original) if where == "auth" else _Misbehaving(where, original)
+    with _hooked_client(hook) as client, pytest.raises(HookError) as info:
+        client.get(_HOOK_URL)
+    method = "before_request" if where == "auth" else where
+    assert info.value.__cause__ is original
+    assert (info.value.hook, info.value.method) == (hook, method)
+    assert f"{type(hook).__qualname__}.{method}() raised KeyError" in str(info.value)
+    assert _HOOK_SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize("where", ["before_request", "after_response", "auth"])
+def test_a_hook_that_returns_none_is_a_clear_hook_error(
+    forge_responses: responses.RequestsMock, where: str
+) -> None:
+    """A hook that forgot its return raises HookError saying it returned None, not an
+    AttributeError about 'NoneType' from deep inside the client."""
+    if where == "after_response":  # the others fail before sending
+        forge_responses.get(_HOOK_URL)
+    hook: object = _MisbehavingAuth(None) if where == "auth" else _Misbehaving(where, None)
+    with _hooked_client(hook) as client, pytest.raises(HookError, match="returned None"):
+        client.get(_HOOK_URL)
+
+
+def test_a_request_forge_error_from_a_hook_passes_unchanged(
+    forge_responses: responses.RequestsMock,
+) -> None:
+    """A hook's own RequestForgeError is not wrapped: callers catch it as raised."""
+    original = InvalidRequestError("refused by policy")
+    client = _hooked_client(_Misbehaving("before_request", original))
+    with client, pytest.raises(InvalidRequestError) as info:
+        client.get(_HOOK_URL)
+    assert info.value is original
+    assert len(forge_responses.calls) == 0
+
+
+def test_a_rate_limit_callback_that_raises_is_a_hook_error(
+    forge_responses: responses.RequestsMock,
+) -> None:
+    """RateLimitResponseHook's callback raising ValueError fails the call with HookError."""
+    forge_responses.get(_HOOK_URL, headers={"X-RateLimit-Remaining": "0"})
+
+    def callback(info: RateLimitInfo, response: HttpResponse) -> None:
+        raise ValueError("no")
+
+    config = HttpClientConfigBuilder().with_response_hook(RateLimitResponseHook(callback))
+    with HttpClient(config.build()) as client, pytest.raises(HookError) as info:
+        client.get(_HOOK_URL)
+    assert isinstance(info.value.__cause__, ValueError)
+    assert isinstance(info.value.hook, RateLimitResponseHook)

@@ -690,3 +690,29 @@ def test_context_metadata_is_per_instance() -> None:
     first.metadata["k"] = "v"
     assert second.metadata == {}
     assert first.metadata is not second.metadata
+
+
+def test_bad_model_arguments_are_invalid_requests() -> None:
+    """HttpRequest refuses a URL that is no string, headers/params that are no mappings and
+    a data= requests cannot encode; to_curl() refuses a json that does not encode."""
+    from requestforge import InvalidRequestError, InvalidURLError
+
+    with pytest.raises(InvalidURLError, match="url must be a string"):
+        HttpRequest(HttpMethod.GET, None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="headers must be a mapping"):
+        HttpRequest(HttpMethod.GET, "https://a.example", headers=5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="params names must be strings"):
+        HttpRequest(HttpMethod.GET, "https://a.example", params={1: object()})  # type: ignore[dict-item]
+    with pytest.raises(InvalidRequestError, match="data must be"):
+        HttpRequest(HttpMethod.POST, "https://a.example", data=12345)
+    request = HttpRequest(HttpMethod.POST, "https://a.example", json_data=object())
+    with pytest.raises(InvalidRequestError, match="json is not JSON-serialisable"):
+        request.to_curl()
+    assert request.to_dict()["method"] == "POST"
+
+
+def test_a_blank_header_may_be_built_and_replaced() -> None:
+    """A request may hold a blank header while being built (a hook replaces it); only the
+    client refuses to send leading whitespace."""
+    request = HttpRequest(HttpMethod.GET, "https://a.example", headers={"X-Id": " "})
+    assert request.with_headers({"X-Id": "7"}).header("X-Id") == "7"

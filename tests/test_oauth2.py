@@ -274,7 +274,9 @@ def test_token_request_goes_out_with_the_configs_connection_settings(
     sent = vars(call.request)["req_kwargs"]
     assert (sent["cert"], sent["verify"]) == (api_config.client_cert, api_config.verify_ssl)
     assert sent["proxies"]["https"] == "http://proxy.internal:3128"
-    assert sent["timeout"] == ClientCredentialsTokenProvider.DEFAULT_TIMEOUT
+    timeout = sent["timeout"]  # a number, or urllib3's Timeout bounding the whole attempt
+    seconds = getattr(timeout, "connect_timeout", timeout), getattr(timeout, "total", timeout)
+    assert seconds == (ClientCredentialsTokenProvider.DEFAULT_TIMEOUT,) * 2
     assert _basic(forge_responses) == ("my-client", SECRET)
     assert "X-App" not in call.request.headers
     assert "Cookie" not in call.request.headers

@@ -168,8 +168,8 @@ def test_invalid_steps_are_rejected_at_construction(steps: Callable[[], Any], me
     [
         ({"storage": {}}, "storage must be a TokenStorageInterface"),
         ({"key_prefix": ""}, "key_prefix must be a non-empty string"),
-        ({"lock_timeout": 0}, "lock_timeout must be finite and > 0"),
-        ({"lock_timeout": float("nan")}, "lock_timeout must be finite and > 0"),
+        ({"lock_timeout": 0}, "lock_timeout must be a finite number > 0"),
+        ({"lock_timeout": float("nan")}, "lock_timeout must be a finite number > 0"),
         ({"lock_timeout": True}, "lock_timeout must be a number"),
         ({"clock": "now"}, "clock must be a Clock"),
     ],
@@ -184,9 +184,9 @@ def test_invalid_options_are_rejected_at_construction(kwargs: dict[str, Any], me
     ("kwargs", "message"),
     [
         ({"name": ""}, "step name must be a non-empty string"),
-        ({"name": "A", "ttl": 0}, "ttl of step 'A' must be finite and > 0"),
-        ({"name": "A", "ttl": float("inf")}, "ttl of step 'A' must be finite and > 0"),
-        ({"name": "A", "ttl": True}, "ttl of step 'A' must be seconds or None"),
+        ({"name": "A", "ttl": 0}, "ttl of step 'A' must be a finite number > 0"),
+        ({"name": "A", "ttl": float("inf")}, "ttl of step 'A' must be a finite number > 0"),
+        ({"name": "A", "ttl": True}, "ttl of step 'A' must be a number"),
         ({"name": "A", "depends_on": "B"}, "depends_on of step 'A' must be a sequence"),
         ({"name": "A", "depends_on": ("B", "B")}, "lists a dependency twice"),
         ({"name": "A", "depends_on": ("",)}, "a dependency of step 'A' must be a non-empty"),

@@ -16,6 +16,7 @@ import responses
 import requestforge
 from requestforge import (
     ConfigurationError,
+    HookError,
     HttpClient,
     HttpClientConfigBuilder,
     HttpRequest,
@@ -231,7 +232,8 @@ def test_every_job_key_is_passed_to_the_client(forge_responses: responses.Reques
     assert call.request.url == f"{BASE}/p?q=1"
     assert call.request.headers["X-Job"] == "yes"
     assert call.request.body == b'{"a": 1}'
-    assert getattr(call.request, "req_kwargs", {})["timeout"] == 3.0
+    sent_timeout = getattr(call.request, "req_kwargs", {})["timeout"]  # the attempt's budget
+    assert (sent_timeout.connect_timeout, sent_timeout.read_timeout) == (3.0, 3.0)
     assert getattr(call.request, "req_kwargs", {})["verify"] is False
     assert call.request.headers["Cookie"] == "c=1"
     assert call.request.headers["Authorization"].startswith("Basic ")
@@ -240,7 +242,8 @@ def test_every_job_key_is_passed_to_the_client(forge_responses: responses.Reques
 def test_hook_raising_unexpected_exception_does_not_kill_the_worker(
     forge_responses: responses.RequestsMock,
 ) -> None:
-    """A hook's RuntimeError fails only its own job; the single worker runs every later job."""
+    """A hook's RuntimeError fails only its own job (as a HookError chaining it); the single
+    worker runs every later job."""
     urls = register_numbered(forge_responses, 6)
     hook = FailFor(urls[1], RuntimeError("hook bug"))
     client = HttpClient(HttpClientConfigBuilder().with_request_hook(hook).build())
@@ -251,8 +254,9 @@ def test_hook_raising_unexpected_exception_does_not_kill_the_worker(
     ] * 4
     failed = results[1]
     assert isinstance(failed, ThreadException)
-    assert isinstance(failed.exception, RuntimeError)
-    assert failed.message == "hook bug"
+    assert isinstance(failed.exception, HookError)
+    assert isinstance(failed.exception.__cause__, RuntimeError)
+    assert "FailFor.before_request() raised RuntimeError" in failed.message
 
 
 def test_base_exception_stops_a_worker_but_every_job_still_has_a_result(

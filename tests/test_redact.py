@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from requestforge import Secrets, declare_secrets
 from requestforge._redact import (
     REDACTED,
     is_credential_field,
@@ -18,8 +19,12 @@ from requestforge._redact import (
     redact_headers,
     redact_json,
     redact_pairs,
+    redact_text,
     redact_url,
 )
+
+#: What earlier tests declared secret must not change what these tests see hidden.
+pytestmark = pytest.mark.usefixtures("forge_secrets")
 
 #: A marker every generated secret value carries, so a leak is easy to find in any output.
 MARKER = "S3CR3T"
@@ -309,3 +314,66 @@ def test_property_secret_json_fields_disappear(body: Any) -> None:
     result = redact_json(body)
     assert MARKER not in json.dumps(result)
     assert result == _expected_json(body)
+
+
+# -- issue 11: more names, redaction by knowledge, free text -------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["pwd", "db_pwd", "credentials", "aws_credential", "X-Amz-Signature", "private_key"]
+)
+def test_more_secret_names_are_caught_by_the_second_net(name: str) -> None:
+    """Names seen in the wild that the old fragments missed are secret, and credentials."""
+    assert is_secret_field(name)
+    assert is_secret_header(name)
+    assert is_credential_field(name)
+
+
+@pytest.mark.parametrize("name", ["token_type", "signature_method", "credentials_supported"])
+def test_metadata_about_credentials_still_replays(name: str) -> None:
+    """Facts about a credential stay out of is_credential_field, so cassettes keep them."""
+    assert is_secret_field(name)
+    assert not is_credential_field(name)
+
+
+def test_declared_names_are_secret_whatever_they_are_called() -> None:
+    """A header or field a component declared is secret although no rule says so."""
+    assert not is_secret_header("X-Canary-Declared")
+    declare_secrets(Secrets.of(headers=["X-Canary-Declared"], fields=["canary-declared"]))
+    assert is_secret_header("x-canary-declared")
+    assert is_secret_field("Canary-Declared")
+    assert is_credential_field("canary-declared")
+    assert redact_url("https://h/p?canary-declared=v&page=2") == (
+        "https://h/p?canary-declared=[REDACTED]&page=2"
+    )
+
+
+def test_declared_values_are_hidden_under_any_name() -> None:
+    """A declared value in an ordinary header, pair, JSON string or URL path is hidden."""
+    declare_secrets(Secrets.of(values=["CANARY-ANYWHERE-91"]))
+    assert redact_headers({"X-Plain": "CANARY-ANYWHERE-91"}) == {"X-Plain": REDACTED}
+    assert redact_pairs([("q", "CANARY-ANYWHERE-91")]) == [("q", REDACTED)]
+    assert redact_json({"a": ["CANARY-ANYWHERE-91"]}) == {"a": [REDACTED]}
+    assert "CANARY-ANYWHERE-91" not in redact_url("https://h/keys/CANARY-ANYWHERE-91/x")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Max retries exceeded with url: /api?access_token=CANARY-Q1&page=2 (Caused by X)",
+            "Max retries exceeded with url: /api?access_token=[REDACTED]&page=2 (Caused by X)",
+        ),
+        (
+            "proxy http://bob:CANARY-PW@proxy:3128 down",
+            "proxy http://%5BREDACTED%5D@proxy:3128 down",
+        ),
+        ('{"pwd": "CANARY-J\\"1", "user": "ann"}', '{"pwd": "[REDACTED]", "user": "ann"}'),
+        ("sent Bearer eyJ.CANARY.7f3a", "sent Bearer [REDACTED]"),
+        ("needs Bearer authentication", "needs Bearer authentication"),
+        ("nothing to hide", "nothing to hide"),
+    ],
+)
+def test_redact_text_hides_secrets_in_free_text(text: str, expected: str) -> None:
+    """Query secrets, URL user info, quoted JSON secrets and bearer tokens in prose go."""
+    assert redact_text(text) == expected

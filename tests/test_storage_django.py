@@ -328,8 +328,22 @@ def test_memcached_unsafe_keys_are_hashed(forge_clock: FakeClock, key: str) -> N
         {"access_token": SECRET},
         TokenData(access_token=SECRET),
         12345,
+        "[" * 100_000 + "]" * 100_000,
+        f'{{"v": 1, "access_token": "{SECRET}", "token_type": "Bearer\\r\\nX-Evil: 1"}}',
+        f'{{"v": 1, "access_token": ["{SECRET}"], "token_type": 7}}',
     ],
-    ids=["text", "version", "missing-field", "bad-date", "dict", "pickled-token", "int"],
+    ids=[
+        "text",
+        "version",
+        "missing-field",
+        "bad-date",
+        "dict",
+        "pickled-token",
+        "int",
+        "100000-deep",
+        "crlf-token-type",
+        "wrong-types",
+    ],
 )
 def test_foreign_value_is_a_logged_miss(value: object, caplog: pytest.LogCaptureFixture) -> None:
     """A value requestforge did not write reads as a miss with a warning that never quotes it."""
@@ -339,6 +353,18 @@ def test_foreign_value_is_a_logged_miss(value: object, caplog: pytest.LogCapture
     assert len(caplog.records) == 1
     assert "'k'" in caplog.text
     assert SECRET not in caplog.text
+
+
+@pytest.mark.usefixtures("locmem_cache")
+def test_deep_json_is_a_miss_the_next_fetch_overwrites() -> None:
+    """100,000-deep JSON under the key (a RecursionError on every call before): one fetch heals."""
+    raw_cache().set("requestforge:token:k", "[" * 100_000 + "]" * 100_000)
+    provider = FakeTokenProvider()
+    manager = TokenManager(provider, DjangoCacheTokenStorage(), cache_key="k")
+    token = manager.get_token()
+    assert raw_cache().get("requestforge:token:k") == encode_token(token).decode()
+    assert manager.get_token() is token
+    assert provider.fetch_count == 1
 
 
 @pytest.mark.usefixtures("locmem_cache")

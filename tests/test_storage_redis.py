@@ -326,6 +326,38 @@ def test_foreign_value_is_a_miss_until_overwritten(
     assert storage.get(KEY) is token
 
 
+#: Deeper than any recursion limit: json.loads on it raised RecursionError on every call.
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
+CORRUPT_VALUES = {
+    "garbage": b"\x00\x01secret-abc\xff garbage",
+    "100,000-deep array": DEEP_JSON,
+    "100,000-deep object": b'{"v":1,"access_token":' + b'{"a":' * 100_000 + b"1" + b"}" * 100_001,
+    "wrong types": b'{"v":1,"access_token":["secret-abc"],"token_type":7}',
+    "year 1 at +14:00": (
+        b'{"v":1,"access_token":"secret-abc","token_type":"Bearer",'
+        b'"expires_at":"0001-01-01T00:00:00+14:00"}'
+    ),
+}
+
+
+@pytest.mark.parametrize("raw", CORRUPT_VALUES.values(), ids=CORRUPT_VALUES.keys())
+def test_corrupt_value_is_a_miss_the_next_fetch_overwrites(
+    client: redis.Redis, caplog: pytest.LogCaptureFixture, raw: bytes
+) -> None:
+    """Garbage or 100,000-deep JSON under the key: the manager fetches, the token replaces it."""
+    caplog.set_level(logging.WARNING, logger="requestforge.tokens")
+    client.set(TOKEN_KEY, raw)
+    provider = FakeTokenProvider()
+    manager = TokenManager(provider, RedisTokenStorage(client), cache_key=KEY)
+    token = manager.get_token()
+    assert provider.fetch_count == 1
+    assert client.get(TOKEN_KEY) != raw
+    assert RedisTokenStorage(client).get(KEY) == token  # a second reader sees the new token
+    assert manager.get_token() is token
+    assert provider.fetch_count == 1
+    assert "secret" not in caplog.text
+
+
 def test_value_of_another_type_is_a_miss(
     client: redis.Redis, storage: RedisTokenStorage, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -20,6 +20,7 @@ from requestforge import (
     TokenStorageInterface,
 )
 from requestforge_testing import FakeClock, FakeTokenProvider, StressRunner
+from tests.threads import in_threads
 
 Stress = StressRunner
 
@@ -373,6 +374,99 @@ def test_50_simultaneous_401s_cause_one_refresh(forge_stress: Stress) -> None:
     assert provider.fetch_count == 11  # the first fetch, then one refresh per round
     for round_ in report.rounds:
         assert len({getattr(o.result, "access_token", None) for o in round_.outcomes}) == 1
+
+
+# -- storm limit ---------------------------------------------------------------------------------
+
+
+def test_a_rejected_resend_holds_refreshes_of_that_token(
+    forge_clock: FakeClock, forge_token_provider: FakeTokenProvider
+) -> None:
+    """After record_resend(accepted=False), refresh(that token) returns it without a fetch
+    until the window (1 s) has passed on the clock; then it fetches once."""
+    manager = TokenManager(forge_token_provider)
+    fresh = manager.refresh(manager.get_token())
+    manager.record_resend(fresh, accepted=False)
+    assert [manager.refresh(fresh) for _ in range(20)] == [fresh] * 20
+    assert forge_token_provider.fetch_count == 2
+    forge_clock.advance(TokenManager.FAILURE_BACKOFF)
+    assert manager.refresh(fresh) != fresh
+    assert forge_token_provider.fetch_count == 3
+
+
+def test_the_storm_window_doubles_up_to_the_cap_and_resets_after_quiet(
+    forge_clock: FakeClock, forge_token_provider: FakeTokenProvider
+) -> None:
+    """Each window opened again is twice as long, capped at MAX_FAILURE_BACKOFF; a quiet spell
+    that long after the last window starts the next storm at 1 s."""
+    manager = TokenManager(forge_token_provider)
+    token = manager.get_token()
+    windows = []
+    for _ in range(8):
+        manager.record_resend(token, accepted=False)
+        opened = forge_clock.monotonic()
+        assert manager.refresh(token) == token
+        while manager.refresh(token) == token:
+            forge_clock.advance(0.5)
+        windows.append(forge_clock.monotonic() - opened)
+        token = manager.get_token()
+    assert windows == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    forge_clock.advance(TokenManager.MAX_FAILURE_BACKOFF)
+    manager.record_resend(token, accepted=False)
+    forge_clock.advance(TokenManager.FAILURE_BACKOFF)
+    assert manager.refresh(token) != token
+
+
+def test_only_the_rejected_fresh_token_is_held(
+    forge_token_provider: FakeTokenProvider,
+) -> None:
+    """A storm window for one token does not hold the refresh of another (a revoked one)."""
+    manager = TokenManager(forge_token_provider)
+    first = manager.get_token()
+    manager.record_resend("some-other-token", accepted=False)
+    assert manager.refresh(first) != first
+    assert forge_token_provider.fetch_count == 2
+
+
+def test_an_accepted_resend_or_invalidate_ends_the_storm(
+    forge_token_provider: FakeTokenProvider,
+) -> None:
+    """An accepted resend with the held token, or invalidate(), closes the window at once."""
+    manager = TokenManager(forge_token_provider)
+    token = manager.get_token()
+    manager.record_resend(token, accepted=False)
+    manager.record_resend(token, accepted=True)
+    assert manager.refresh(token) != token
+    token = manager.get_token()
+    manager.record_resend(token, accepted=False)
+    manager.invalidate()
+    manager.storage.set(manager.cache_key, token)
+    assert manager.refresh(token) != token
+
+
+def test_a_burst_of_rejected_resends_opens_one_window(
+    forge_clock: FakeClock, forge_token_provider: FakeTokenProvider
+) -> None:
+    """Fifty threads whose resends with the same token were all rejected open one 1 s window,
+    not fifty doublings, and none of their refreshes fetches inside it."""
+    manager = TokenManager(forge_token_provider)
+    token = manager.get_token()
+
+    def rejected_resend() -> TokenData:
+        manager.record_resend(token, accepted=False)
+        return manager.refresh(token)
+
+    assert in_threads(50, rejected_resend) == [token] * 50
+    assert forge_token_provider.fetch_count == 1
+    forge_clock.advance(TokenManager.FAILURE_BACKOFF)
+    assert manager.refresh(token) != token
+
+
+def test_record_resend_checks_its_argument() -> None:
+    """record_resend takes a TokenData or a string."""
+    manager = TokenManager(FakeTokenProvider())
+    with pytest.raises(TypeError, match="TokenData or a string"):
+        manager.record_resend(42, accepted=False)  # type: ignore[arg-type]
 
 
 # -- failures ----------------------------------------------------------------------------------

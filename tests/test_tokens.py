@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from requestforge import RequestForgeError, TokenData, TokenResponseError
-from requestforge._tokens import decode_token, encode_token
+from requestforge._tokens import MAX_EXPIRES_IN, MAX_STORED_SIZE, decode_token, encode_token
 from requestforge_testing import FakeClock
 
 # -- construction ---------------------------------------------------------------------------
@@ -173,6 +173,99 @@ def test_from_response_rejects_malformed_responses(data: object, problem: str) -
     assert isinstance(excinfo.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    "expires_in",
+    [
+        1e12,
+        1e20,
+        10**400,
+        MAX_EXPIRES_IN + 1,
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+        -0.5,
+        False,
+        "9" * 5000,
+        "1e400",
+        "1_000",
+        "infinity",
+        "\u0663\u0666\u0660\u0660",  # 3600 in Arabic-Indic digits, which float() takes
+        "0x10",
+        "",
+    ],
+)
+def test_out_of_range_expires_in_is_a_token_response_error(expires_in: object) -> None:
+    """Huge, infinite, NaN, negative, boolean or odd-string expires_in: TokenResponseError
+    (1e12 and 10**400 were an OverflowError before, to every waiting caller)."""
+    with pytest.raises(TokenResponseError, match="expires_in"):
+        TokenData.from_response({"access_token": "abc", "expires_in": expires_in})
+
+
+@pytest.mark.parametrize("expires_in", [0, 2**31 - 1, 2**32 - 1, MAX_EXPIRES_IN, "1e3"])
+def test_long_lived_expires_in_conventions_are_accepted(expires_in: object) -> None:
+    """Real servers' "never expires" values (2**31 - 1, 2**32 - 1 s) are within the maximum."""
+    token = TokenData.from_response({"access_token": "abc", "expires_in": expires_in})
+    assert token.lifetime == pytest.approx(float(expires_in))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "token_type",
+    ["Bearer\r\nX-Injected: 1", "Bearer\n", "Bear er", " Bearer", "B\x00", "Bäarer", ""],
+)
+def test_token_type_must_be_an_rfc9110_token(token_type: str) -> None:
+    """A token_type with CR/LF, a space, a control or non-ASCII character is refused: it
+    would forge or break the Authorization header of every call for the token's lifetime."""
+    with pytest.raises(TokenResponseError, match="token_type"):
+        TokenData.from_response({"access_token": "abc", "token_type": token_type})
+    with pytest.raises(TokenResponseError, match="token_type"):
+        TokenData(access_token="abc", token_type=token_type)
+
+
+REAL_TOKENS = [
+    # A JWT (base64url segments with dots), and RFC 6750 b64token characters.
+    "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl-_~+/==",
+    "ya29.a0AfH6SMBx-_abc",  # Google
+    "gho_16C7e42F292c6912E7710c838347Ae178B4a",  # GitHub
+    "1234567890|aBcDeFgHiJkLmNoP",  # a Facebook app token: "|" is not in b64token
+    "2YotnFZFEjr1zCsicMWpAA",  # RFC 6749's example
+]
+
+
+@pytest.mark.parametrize("access_token", REAL_TOKENS)
+def test_real_tokens_are_accepted(access_token: str) -> None:
+    """JWTs and opaque tokens with ~+/=-._| pass: the rule is printable ASCII, not b64token."""
+    data = {"access_token": access_token, "refresh_token": access_token}
+    token = TokenData.from_response(data)
+    assert token.authorization_header == f"Bearer {access_token}"
+
+
+@pytest.mark.parametrize(
+    "access_token", ["sEcReT\u00e9t\u00e9", "sEcReT\u00a0nbsp", "sEcReT\x7fdel", "sEcReT\r\nx"]
+)
+def test_non_printable_tokens_are_refused_without_being_quoted(access_token: str) -> None:
+    """A non-ASCII or control character in access_token or refresh_token is a
+    TokenResponseError whose message never contains the token."""
+    for field in ("access_token", "refresh_token"):
+        data = {"access_token": "abc", field: access_token}
+        with pytest.raises(TokenResponseError, match=field) as excinfo:
+            TokenData.from_response(data)
+        assert "sEcReT" not in str(excinfo.value)
+
+
+def test_a_refresh_token_may_hold_a_space() -> None:
+    """RFC 6749 appendix A: a refresh token is 1*VSCHAR, space included (it is never a
+    header word, unlike the access token)."""
+    token = TokenData.from_response({"access_token": "abc", "refresh_token": "two words"})
+    assert token.refresh_token == "two words"
+
+
+def test_an_expiry_out_of_range_in_utc_is_a_token_response_error() -> None:
+    """Year 1 at +14:00 is before datetime.min in UTC: TokenResponseError, not OverflowError."""
+    early = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))
+    with pytest.raises(TokenResponseError, match="expires_at"):
+        TokenData(access_token="abc", expires_at=early)
+
+
 def test_from_response_error_never_quotes_the_token() -> None:
     """An error about a token response does not echo the secret it carried."""
     with pytest.raises(TokenResponseError) as excinfo:
@@ -274,8 +367,38 @@ def test_encoded_token_round_trips(
     ],
 )
 def test_decode_rejects_anything_foreign_without_quoting_it(raw: bytes) -> None:
-    """A corrupt, foreign or other-version value is a ValueError that does not echo the value."""
-    with pytest.raises(ValueError, match=r"token|expires_at") as excinfo:
+    """A corrupt, foreign or other-version value is a TokenResponseError (a ValueError) that
+    does not echo the value."""
+    with pytest.raises(TokenResponseError, match=r"token|expires_at") as excinfo:
         decode_token(raw)
     assert "pickled" not in str(excinfo.value)
     assert "a b" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"v":1,"access_token":' + '{"a":' * 100_000 + "1" + "}" * 100_001,
+        '{"v":1,"access_token":"a","token_type":"Bearer","x":' + "[" * 100_000,
+        '"' + '\\"' * 100_000,
+    ],
+    ids=["deep-array", "deep-object", "unclosed", "unterminated-string"],
+)
+def test_decode_refuses_deep_nesting_before_parsing(raw: str) -> None:
+    """100,000-deep JSON is a TokenResponseError (it was a RecursionError on every read)."""
+    with pytest.raises(TokenResponseError, match="stored token"):
+        decode_token(raw)
+
+
+def test_decode_reads_brackets_inside_strings() -> None:
+    """Brackets inside the record's strings (a scope, a token) are not nesting."""
+    token = TokenData(access_token="a{b[c}", scope="read:[x] {y}")
+    assert decode_token(encode_token(token)) == token
+
+
+@pytest.mark.parametrize("raw", [b"", 42, None, b"x" * (MAX_STORED_SIZE + 1)])
+def test_decode_refuses_what_is_not_a_small_text(raw: Any) -> None:
+    """Empty, non-text or oversized stored values are a TokenResponseError too."""
+    with pytest.raises(TokenResponseError, match="stored token"):
+        decode_token(raw)

@@ -10,13 +10,13 @@ import pytest
 from requestforge import (
     ClientCredentialsTokenProvider,
     HttpClient,
-    HttpClientConfigBuilder,
     PasswordGrantTokenProvider,
     TokenEndpointError,
     TokenManager,
     TokenResponseError,
 )
 from requestforge_testing import FakeClock, OAuthServer, Reply, StressRunner
+from tests.api_clients import token_client
 
 CLIENT_ID, CLIENT_SECRET = "forge-client", "forge-secret"
 USERNAME, PASSWORD = "forge-user", "forge-password"
@@ -40,17 +40,6 @@ def _pw(server: OAuthServer, **options: Any) -> PasswordGrantTokenProvider:
         PASSWORD,
         **options,
     )
-
-
-def _api_client(server: OAuthServer, manager: TokenManager) -> HttpClient:
-    config = (
-        HttpClientConfigBuilder()
-        .with_base_url(server.api_url)
-        .with_timeout(5)
-        .with_token_auth(token_manager=manager)
-        .build()
-    )
-    return HttpClient(config)
 
 
 # -- providers alone ------------------------------------------------------------------------
@@ -163,7 +152,7 @@ def test_a_non_json_200_is_a_token_response_error(forge_oauth_server: OAuthServe
 def test_one_token_serves_many_requests(forge_oauth_server: OAuthServer) -> None:
     """Ten API calls through with_token_auth cost one token request."""
     manager = TokenManager(_cc(forge_oauth_server))
-    with _api_client(forge_oauth_server, manager) as client:
+    with token_client(forge_oauth_server, manager) as client:
         bodies = [client.get(f"/items/{i}").json() for i in range(10)]
     assert [b["path"] for b in bodies] == [f"/api/items/{i}" for i in range(10)]
     assert forge_oauth_server.fetch_count == 1
@@ -176,7 +165,7 @@ def test_threads_racing_for_the_first_token_cause_one_fetch(
     """Eight threads start together while the token endpoint is slow: one token request."""
     forge_oauth_server.latency = 0.2  # keeps the first fetch in flight while the others arrive
     manager = TokenManager(_cc(forge_oauth_server))
-    with _api_client(forge_oauth_server, manager) as client:
+    with token_client(forge_oauth_server, manager) as client:
         report = forge_stress(
             lambda: client.get("/race").status_code,
             threads=8,
@@ -196,7 +185,7 @@ def test_expiry_on_the_clock_fetches_a_new_token(
     """After the clock passes the lifetime the old token is dead on the server too, and the
     next call fetches a new one before sending."""
     manager = TokenManager(_cc(forge_oauth_server))
-    with _api_client(forge_oauth_server, manager) as client:
+    with token_client(forge_oauth_server, manager) as client:
         assert client.get("/a").status_code == 200
         old = forge_oauth_server.issued_tokens[0]
         forge_clock.advance(forge_oauth_server.lifetime)
@@ -217,7 +206,7 @@ def test_expired_password_token_is_renewed_with_the_refresh_grant(
 ) -> None:
     """With a refresh token in hand the manager uses the refresh grant, not the password."""
     manager = TokenManager(_pw(forge_oauth_server))
-    with _api_client(forge_oauth_server, manager) as client:
+    with token_client(forge_oauth_server, manager) as client:
         client.get("/a")
         forge_clock.advance(forge_oauth_server.lifetime)
         assert client.get("/b").json()["username"] == USERNAME
@@ -249,7 +238,7 @@ def test_a_revoked_token_is_refreshed_once_and_the_request_resent(
     """The server's 401 for a revoked token makes the auth hook refresh once; the same request
     is resent with the new token and succeeds."""
     manager = TokenManager(_cc(forge_oauth_server))
-    with _api_client(forge_oauth_server, manager) as client:
+    with token_client(forge_oauth_server, manager) as client:
         assert client.get("/before").status_code == 200
         forge_oauth_server.revoke_all()
         response = client.post("/after", data={"n": "1"})

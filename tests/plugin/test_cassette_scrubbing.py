@@ -24,6 +24,9 @@ from requestforge_testing._cassette_match import ASPECTS, RequestView, compare, 
 from requestforge_testing._cassette_rules import MATCH_ON, CassetteRules
 from requestforge_testing._scrubbing import SecretScrubber, basic_credentials, is_placeholder
 
+#: What earlier tests declared secret must not change what these tests see hidden.
+pytestmark = pytest.mark.usefixtures("forge_secrets")
+
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 

@@ -1,0 +1,18 @@
+"""Clients that several test files build the same way."""
+
+from __future__ import annotations
+
+from requestforge import HttpClient, HttpClientConfigBuilder, TokenManager
+from requestforge_testing import OAuthServer
+
+
+def token_client(server: OAuthServer, manager: TokenManager) -> HttpClient:
+    """A client of ``server``'s protected API that authenticates with ``manager``'s tokens."""
+    config = (
+        HttpClientConfigBuilder()
+        .with_base_url(server.api_url)
+        .with_timeout(5)
+        .with_token_auth(token_manager=manager)
+        .build()
+    )
+    return HttpClient(config)
