@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from http.cookiejar import CookieJar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 from requests.auth import AuthBase
@@ -74,6 +74,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpClient"]
 
+_T = TypeVar("_T")
 logger = logging.getLogger("requestforge")
 
 
@@ -378,15 +379,9 @@ class HttpClient(VerbMethods):
 
     def _run_response_hooks(self, response: HttpResponse, context: RequestContext) -> HttpResponse:
         for response_hook in self._config.response_hooks:
-            try:
-                replaced = response_hook.after_response(response, context)
-            except RequestForgeError:
-                raise
-            except Exception as exc:
-                raise _hook_raised(response_hook, "after_response", exc, context.request) from exc
-            if not isinstance(replaced, HttpResponse):
-                raise _hook_returned(response_hook, "after_response", replaced, HttpResponse)
-            response = replaced
+            response = _call_hook(
+                response_hook, "after_response", context.request, HttpResponse, response, context
+            )
         return response
 
     def _start(
@@ -403,15 +398,9 @@ class HttpClient(VerbMethods):
             request=request, max_retries=self._config.retry_strategy.max_retries
         )
         for request_hook in self._config.request_hooks:
-            try:
-                changed = request_hook.before_request(request, context)
-            except RequestForgeError:
-                raise
-            except Exception as exc:
-                raise _hook_raised(request_hook, "before_request", exc, request) from exc
-            if not isinstance(changed, HttpRequest):
-                raise _hook_returned(request_hook, "before_request", changed, HttpRequest)
-            request = changed
+            request = _call_hook(
+                request_hook, "before_request", request, HttpRequest, request, context
+            )
         # Checked once, after the hooks (they may change them), and before any attempt.
         absolute_url("url", request.url, error=InvalidURLError)
         valid_headers("headers", request.headers)
@@ -507,27 +496,14 @@ class HttpClient(VerbMethods):
 
     def _run_error_hooks(self, error: BaseException, context: RequestContext) -> None:
         for hook in self._config.error_hooks:
-            try:
-                hook.on_error(error, context)
-            except RequestForgeError:
-                raise
-            except Exception as exc:
-                raise _hook_raised(hook, "on_error", exc, context.request) from exc
+            _call_hook(hook, "on_error", context.request, object, error, context)
 
 
 def _authorize(
     auth: AuthHookInterface, request: HttpRequest, context: RequestContext
 ) -> HttpRequest:
     """``auth.before_request``, through the hook guard (see the module doc)."""
-    try:
-        outgoing = auth.before_request(request, context)
-    except RequestForgeError:
-        raise
-    except Exception as exc:
-        raise _hook_raised(auth, "before_request", exc, request) from exc
-    if not isinstance(outgoing, HttpRequest):
-        raise _hook_returned(auth, "before_request", outgoing, HttpRequest)
-    return outgoing
+    return _call_hook(auth, "before_request", request, HttpRequest, request, context)
 
 
 def _renew(
@@ -537,12 +513,7 @@ def _renew(
     context: RequestContext,
 ) -> bool:
     """``auth.on_unauthorized``, through the hook guard."""
-    try:
-        return bool(auth.on_unauthorized(answered, response, context))
-    except RequestForgeError:
-        raise
-    except Exception as exc:
-        raise _hook_raised(auth, "on_unauthorized", exc, answered) from exc
+    return bool(_call_hook(auth, "on_unauthorized", answered, object, answered, response, context))
 
 
 def _resend_answered(
@@ -553,14 +524,25 @@ def _resend_answered(
 ) -> None:
     """``auth.on_resend_answered``, through the hook guard; not when a redirect took the
     resend to another origin (its answer says nothing about our credentials)."""
-    if auth is None or answered is None:
-        return
+    if auth is not None and answered is not None:
+        _call_hook(auth, "on_resend_answered", answered, object, answered, response, context)
+
+
+def _call_hook(
+    hook: object, method: str, request: HttpRequest, returns: type[_T], *args: object
+) -> _T:
+    """``hook.method(*args)``, guarded: a ``RequestForgeError`` passes through, any other
+    exception becomes a :class:`~requestforge.HookError` chaining it, and a result that is
+    not a ``returns`` is a ``HookError`` too (``object`` accepts anything)."""
     try:
-        auth.on_resend_answered(answered, response, context)
+        result = getattr(hook, method)(*args)
     except RequestForgeError:
         raise
     except Exception as exc:
-        raise _hook_raised(auth, "on_resend_answered", exc, answered) from exc
+        raise _hook_raised(hook, method, exc, request) from exc
+    if not isinstance(result, returns):
+        raise _hook_returned(hook, method, result, returns)
+    return result
 
 
 def _hook_raised(hook: object, method: str, exc: BaseException, request: HttpRequest) -> HookError:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,30 +82,45 @@ class Secrets:
         )
 
 
-class _Snapshot:
-    """One published state: the secrets, and their pattern compiled on first use (a
-    token fetched per test would otherwise recompile it thousands of times for nothing)."""
+class _Chunk:
+    """Up to :data:`CHUNK_SIZE` values and their pattern, compiled on first use.
 
-    __slots__ = ("_pattern", "secrets")
+    Values are kept in chunks so that declaring one more value recompiles one small
+    pattern, not one over every value known (4,096 values: about 0.5 s to compile, paid by
+    the first log line or error after each new token).
+    """
 
-    def __init__(self, secrets: Secrets) -> None:
-        self.secrets = secrets
+    __slots__ = ("_pattern", "values")
+
+    def __init__(self, values: tuple[str, ...]) -> None:
+        self.values = values
         self._pattern: re.Pattern[str] | None = None
 
-    def pattern(self) -> re.Pattern[str] | None:
-        if self._pattern is None and self.secrets.values:
-            # Longest first, so a value that contains another is replaced whole. Two
-            # threads may both compile it; they build the same pattern.
-            # A value is matched whole, never inside a longer word or token: "s3cr3t" is not
-            # hidden inside "s3cr3ts", which is not the secret.
-            ordered = sorted(self.secrets.values, key=len, reverse=True)
+    def pattern(self) -> re.Pattern[str]:
+        if self._pattern is None:
+            # Longest first, so a value that contains another is matched whole; a value is
+            # matched whole, never inside a longer word ("s3cr3t" is not hidden inside
+            # "s3cr3ts"). Two threads may both compile it; they build the same pattern.
+            ordered = sorted(self.values, key=len, reverse=True)
             alternatives = "|".join(re.escape(v) for v in ordered)
             self._pattern = re.compile(f"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
         return self._pattern
 
 
+class _Snapshot:
+    """One published state: the secrets, and their values in chunks, oldest first."""
+
+    __slots__ = ("chunks", "secrets")
+
+    def __init__(self, secrets: Secrets, chunks: tuple[_Chunk, ...] = ()) -> None:
+        self.secrets = secrets
+        self.chunks = chunks
+
+
+#: Values per compiled pattern (see :class:`_Chunk`).
+CHUNK_SIZE: Final = 256
+
 _write_lock = threading.Lock()
-_values: OrderedDict[str, None] = OrderedDict()
 _snapshot = _Snapshot(Secrets())
 
 
@@ -131,14 +145,17 @@ def declare_secrets(secrets: Secrets) -> None:
         return  # already known: the common case for a hook declaring on every build
     with _write_lock:
         current = _snapshot.secrets
-        for value in new_values:
-            _values[value] = None
-            _values.move_to_end(value)
-        while len(_values) > MAX_VALUES:
-            _values.popitem(last=False)
-        values = frozenset(_values)
+        chunks = list(_snapshot.chunks)
+        for value in sorted(new_values - current.values):
+            if chunks and len(chunks[-1].values) < CHUNK_SIZE:
+                chunks[-1] = _Chunk((*chunks[-1].values, value))
+            else:
+                chunks.append(_Chunk((value,)))
+        while len(chunks) > 1 and sum(len(c.values) for c in chunks) > MAX_VALUES:
+            del chunks[0]  # the oldest values go first, a chunk at a time
+        values = frozenset(v for c in chunks for v in c.values)
         merged = Secrets(current.headers | secrets.headers, current.fields | secrets.fields, values)
-        _snapshot = _Snapshot(merged)
+        _snapshot = _Snapshot(merged, tuple(chunks))
 
 
 def known_secrets() -> Secrets:
@@ -147,11 +164,28 @@ def known_secrets() -> Secrets:
 
 
 def redact_known_values(text: str) -> str:
-    """``text`` with every declared secret value replaced by ``[REDACTED]``."""
-    pattern = _snapshot.pattern() if text else None
-    if pattern is None:
+    """``text`` with every declared secret value replaced by ``[REDACTED]``.
+
+    Matches of all chunks are merged before replacing, so a value that contains another
+    declared one (in another chunk) is hidden whole, not around the shorter one.
+    """
+    chunks = _snapshot.chunks
+    if not chunks or not text:
         return text
-    return pattern.sub(_REDACTED, text)
+    spans = sorted(m.span() for chunk in chunks for m in chunk.pattern().finditer(text))
+    if not spans:
+        return text
+    parts: list[str] = []
+    kept = 0
+    start, end = spans[0]
+    for next_start, next_end in spans[1:]:
+        if next_start <= end:
+            end = max(end, next_end)
+            continue
+        parts += (text[kept:start], _REDACTED)
+        kept, start, end = end, next_start, next_end
+    parts += (text[kept:start], _REDACTED, text[end:])
+    return "".join(parts)
 
 
 @contextmanager
@@ -160,13 +194,9 @@ def isolated_knowledge() -> Iterator[None]:
     test of redaction does not depend on what earlier tests declared."""
     global _snapshot  # noqa: PLW0603 - the one published snapshot
     with _write_lock:
-        saved_snapshot, saved_values = _snapshot, list(_values)
-        _values.clear()
-        _snapshot = _Snapshot(Secrets())
+        saved, _snapshot = _snapshot, _Snapshot(Secrets())
     try:
         yield
     finally:
         with _write_lock:
-            _values.clear()
-            _values.update(dict.fromkeys(saved_values))
-            _snapshot = saved_snapshot
+            _snapshot = saved

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 import pytest
 
@@ -15,6 +14,9 @@ from requestforge._secrets import (
     redact_known_values,
 )
 from tests.threads import in_threads
+
+#: Each test starts from nothing declared (and puts the process's knowledge back).
+pytestmark = pytest.mark.usefixtures("forge_secrets")
 
 
 def test_secrets_of_lowers_names_and_skips_short_or_missing_values() -> None:
@@ -72,23 +74,40 @@ def test_declaring_what_is_known_publishes_no_new_snapshot() -> None:
 
 
 def test_values_are_bounded_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past MAX_VALUES the oldest values are forgotten, the newest kept (with a small
-    bound, and the process's knowledge restored afterwards)."""
-    saved_values, saved_snapshot = OrderedDict(_secrets._values), _secrets._snapshot
+    """Past MAX_VALUES the oldest values are forgotten, a chunk at a time, the newest kept
+    (with small bounds here)."""
     monkeypatch.setattr(_secrets, "MAX_VALUES", 32)
-    try:
-        declare_secrets(Secrets.of(values=["CANARY-OLDEST-0"]))
-        declare_secrets(Secrets.of(values=[f"CANARY-FILL-{i:03d}" for i in range(32)]))
-        values = known_secrets().values
-        assert "CANARY-OLDEST-0" not in values
-        assert "CANARY-FILL-031" in values
-        assert len(values) <= 32
-    finally:
-        with _secrets._write_lock:
-            _secrets._values.clear()
-            _secrets._values.update(saved_values)
-            _secrets._snapshot = saved_snapshot
+    monkeypatch.setattr(_secrets, "CHUNK_SIZE", 8)
+    declare_secrets(Secrets.of(values=["CANARY-OLDEST-0"]))
+    declare_secrets(Secrets.of(values=[f"CANARY-FILL-{i:03d}" for i in range(32)]))
+    values = known_secrets().values
+    assert "CANARY-OLDEST-0" not in values
+    assert "CANARY-FILL-031" in values
+    assert len(values) <= 32
     assert MAX_VALUES >= 1024
+
+
+def test_one_more_value_leaves_the_older_chunks_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Declaring a value rebuilds only the newest chunk: the others keep their patterns."""
+    monkeypatch.setattr(_secrets, "CHUNK_SIZE", 4)
+    declare_secrets(Secrets.of(values=[f"CANARY-CHUNK-{i:02d}" for i in range(6)]))
+    assert redact_known_values("CANARY-CHUNK-00") == "[REDACTED]"
+    first = _secrets._snapshot.chunks[0]
+    declare_secrets(Secrets.of(values=["CANARY-CHUNK-LATE"]))
+    assert _secrets._snapshot.chunks[0] is first
+    assert redact_known_values("a CANARY-CHUNK-LATE b") == "a [REDACTED] b"
+
+
+def test_a_value_containing_another_is_hidden_whole_across_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shorter value declared first (another chunk) does not leave the longer one's
+    tail visible."""
+    monkeypatch.setattr(_secrets, "CHUNK_SIZE", 1)
+    declare_secrets(Secrets.of(values=["CANARY-SHORT"]))
+    declare_secrets(Secrets.of(values=["CANARY-SHORT-AND-LONGER"]))
+    assert redact_known_values("x CANARY-SHORT-AND-LONGER y") == "x [REDACTED] y"
+    assert redact_known_values("CANARY-SHORT, CANARY-SHORT") == "[REDACTED], [REDACTED]"
 
 
 def test_concurrent_declarations_lose_nothing() -> None:

@@ -33,8 +33,18 @@ _CONDITION_WAIT: Final = threading.Condition.wait.__code__
 _CONDITION: Final = threading.Condition
 #: Calls that block until a lock is free (``Condition.__enter__`` calls ``lock.__enter__``).
 _ACQUIRES: Final = frozenset({"acquire", "__enter__", "_acquire_restore"})
-#: Innermost frames in these modules, stopped, are waiting for the network.
-_IO_MODULES: Final = ("socket", "ssl", "selectors", "select", "http.client", "urllib3", "redis")
+#: Innermost frames in these modules, stopped, are waiting for the network
+#: (``requestforge._deadline`` stands in for the socket under a buffered body's reader).
+_IO_MODULES: Final = (
+    "socket",
+    "ssl",
+    "selectors",
+    "select",
+    "http.client",
+    "urllib3",
+    "redis",
+    "requestforge._deadline",
+)
 
 
 class Wait(enum.Enum):
