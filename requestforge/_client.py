@@ -423,22 +423,7 @@ class HttpClient(VerbMethods):
         response = send_once(self.session, outgoing, self._config.default_timeout)
         if not request.allow_redirects or response.status_code not in REDIRECT_STATUSES:
             return response, outgoing
-        return self._follow(
-            response, request, outgoing=outgoing, auth=auth, context=context, body_start=body_start
-        )
-
-    def _follow(
-        self,
-        response: HttpResponse,
-        request: HttpRequest,
-        *,
-        outgoing: HttpRequest,
-        auth: AuthHookInterface | None,
-        context: RequestContext,
-        body_start: list[tuple[Any, int]],
-    ) -> tuple[HttpResponse, HttpRequest | None]:
-        """The redirect part of :meth:`_exchange`, kept out of the path of the many
-        requests that are not redirected."""
+        # The redirect closure is built only here, off the path of unredirected requests.
         session = self.session
         timeout = self._config.default_timeout
         sent = outgoing
