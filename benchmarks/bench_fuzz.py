@@ -1,7 +1,7 @@
 """The entry-point properties at benchmark strength: examples run and failures per property.
 
 The suite runs the property tests (``tests/test_fuzz_requests.py`` and, when present,
-``tests/test_fuzz_tokens.py``) with a small number of examples; this runs the same files in
+``tests/tokens/test_fuzz_tokens.py``) with a small number of examples; this runs the same files in
 a subprocess pytest with ``FORGE_FUZZ_EXAMPLES`` set (2,000 by default), then reports for
 each property the examples Hypothesis ran (passing / failing / invalid, from
 ``--hypothesis-show-statistics``) and pytest's outcome, with the failure's first line.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The property files, in the order they are reported; a missing one is skipped.
-FILES = ("tests/test_fuzz_requests.py", "tests/test_fuzz_tokens.py")
+FILES = ("tests/test_fuzz_requests.py", "tests/tokens/test_fuzz_tokens.py")
 
 _TEST_HEADER = re.compile(r"^(tests/\S+::\S+):\s*$")
 _COUNTS = re.compile(r"- (\d+) passing, (\d+) failing, and (\d+) invalid test cases")

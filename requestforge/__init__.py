@@ -41,7 +41,6 @@ from requestforge._exceptions import (
     TooManyRedirectsError,
     TransportError,
 )
-from requestforge._fetchers import BodyTokenFetcher, HeaderTokenFetcher
 from requestforge._hooks import (
     AuthorizationHook,
     CorrelationIdHook,
@@ -55,15 +54,7 @@ from requestforge._hooks import (
     ResponseHookInterface,
 )
 from requestforge._models import ExtensionMethod, HttpMethod, HttpRequest, RequestContext
-from requestforge._oauth2 import ClientCredentialsTokenProvider, PasswordGrantTokenProvider
-from requestforge._pipeline import (
-    FetchContext,
-    PipelineTokenProvider,
-    TokenFetcherInterface,
-    TokenFetchPipeline,
-)
 from requestforge._pool import JobResult, Pool, ThreadException, ThreadResponse, map
-from requestforge._providers import TokenProviderInterface
 from requestforge._response import HttpResponse
 from requestforge._retry import (
     DEFAULT_ALLOWED_METHODS,
@@ -80,17 +71,23 @@ from requestforge._retry import (
 )
 from requestforge._scrub import RedactedCause, RedactingFilter
 from requestforge._secrets import Secrets, declare_secrets
-from requestforge._storage import (
-    InMemoryTokenStorage,
-    PerKeyLockMixin,
-    SerializingMixin,
-    TokenStorageInterface,
-)
-from requestforge._storage_django import DjangoCacheTokenStorage
-from requestforge._storage_redis import RedisTokenStorage
-from requestforge._token_manager import TokenManager
-from requestforge._tokens import TokenData
 from requestforge._verbs import RequestOptions
+from requestforge.tokens._data import TokenData
+from requestforge.tokens._fetchers import BodyTokenFetcher, HeaderTokenFetcher
+from requestforge.tokens._manager import TokenManager
+from requestforge.tokens._oauth2 import ClientCredentialsTokenProvider, PasswordGrantTokenProvider
+from requestforge.tokens._pipeline import (
+    FetchContext,
+    PipelineTokenProvider,
+    TokenFetcherInterface,
+    TokenFetchPipeline,
+)
+from requestforge.tokens._providers import TokenProviderInterface
+from requestforge.tokens.storage._django import DjangoCacheTokenStorage
+from requestforge.tokens.storage._interface import TokenStorageInterface
+from requestforge.tokens.storage._memory import InMemoryTokenStorage
+from requestforge.tokens.storage._mixins import PerKeyLockMixin, SerializingMixin
+from requestforge.tokens.storage._redis import RedisTokenStorage
 
 __version__ = "0.1.0"
 

@@ -27,7 +27,7 @@ from requestforge._response import HttpResponse
 from requestforge._secrets import Secrets, declare_secrets
 
 if TYPE_CHECKING:
-    from requestforge._token_manager import TokenManager
+    from requestforge.tokens._manager import TokenManager
 
 __all__ = [
     "ApiKeyAuthHook",
@@ -272,7 +272,7 @@ class TokenAuthHook(AuthHookInterface):
     """
 
     def __init__(self, token_manager: TokenManager) -> None:
-        from requestforge._token_manager import TokenManager  # noqa: PLC0415 - import cycle
+        from requestforge.tokens._manager import TokenManager  # noqa: PLC0415 - import cycle
 
         if not isinstance(token_manager, TokenManager):
             raise ConfigurationError(

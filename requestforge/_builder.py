@@ -24,7 +24,7 @@ from requestforge._exceptions import ConfigurationError
 from requestforge._hooks import ErrorHookInterface, RequestHookInterface, ResponseHookInterface
 
 if TYPE_CHECKING:
-    from requestforge._token_manager import TokenManager
+    from requestforge.tokens._manager import TokenManager
 from requestforge._retry import (
     ExponentialBackoffRetryStrategy,
     RetryStrategyInterface,

@@ -15,8 +15,8 @@ from datetime import timedelta
 from typing import Final
 
 from requestforge._clock import Clock, get_default_clock
-from requestforge._pipeline import FetchContext, TokenFetcherInterface
-from requestforge._tokens import TokenData
+from requestforge.tokens._data import TokenData
+from requestforge.tokens._pipeline import FetchContext, TokenFetcherInterface
 
 __all__ = ["FakeTokenFetcher"]
 

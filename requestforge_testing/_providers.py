@@ -26,8 +26,8 @@ from typing import Final, Literal, Protocol
 
 from requestforge._clock import Clock, get_default_clock
 from requestforge._exceptions import ConfigurationError
-from requestforge._providers import TokenProviderInterface
-from requestforge._tokens import TokenData
+from requestforge.tokens._data import TokenData
+from requestforge.tokens._providers import TokenProviderInterface
 from requestforge_testing._code import call_site
 from requestforge_testing._stress.registry import hold
 

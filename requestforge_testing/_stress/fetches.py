@@ -28,7 +28,7 @@ def single_fetch_failure(
     report: StressReport[Any], witness: object, rounds: Iterable[int] | None
 ) -> str | None:
     """The failure message of ``report.assert_single_fetch(witness, rounds=rounds)``, or None."""
-    from requestforge._providers import TokenProviderInterface  # noqa: PLC0415
+    from requestforge.tokens._providers import TokenProviderInterface  # noqa: PLC0415
     from requestforge_testing._oauth_server import OAuthServer  # noqa: PLC0415 - import cycle
     from requestforge_testing._providers import FakeTokenProvider  # noqa: PLC0415
 

@@ -107,7 +107,7 @@ def _connections(observations: Observations) -> Iterator[None]:
 
 @contextmanager
 def _provider_calls(watched: object | None, observations: Observations) -> Iterator[None]:
-    from requestforge._providers import TokenProviderInterface  # noqa: PLC0415
+    from requestforge.tokens._providers import TokenProviderInterface  # noqa: PLC0415
     from requestforge_testing._providers import FakeTokenProvider  # noqa: PLC0415
 
     if not isinstance(watched, TokenProviderInterface) or isinstance(watched, FakeTokenProvider):

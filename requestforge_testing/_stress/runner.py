@@ -370,7 +370,7 @@ def _counter_reader(
     counter: FetchCounter | object | None, observations: Observations
 ) -> Callable[[], int] | None:
     """A function reading ``counter``, or None without one; raises ValueError for a bad one."""
-    from requestforge._providers import TokenProviderInterface  # noqa: PLC0415
+    from requestforge.tokens._providers import TokenProviderInterface  # noqa: PLC0415
 
     if counter is None:
         return None

@@ -25,7 +25,7 @@ from requestforge import (
     TokenFetchPipeline,
     TokenManager,
 )
-from requestforge._fetchers import _sent_secrets
+from requestforge.tokens._fetchers import _sent_secrets
 from requestforge_testing import ApiServer, OAuthServer, Reply
 
 CLIENT_ID, SECRET = "forge-client", "forge-secret"

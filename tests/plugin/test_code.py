@@ -48,7 +48,7 @@ def a_user_function() -> None:
         (requests.get.__code__, "requests.api"),
         (pytest.raises.__code__, "_pytest.python_api"),
         (HttpClient.get.__code__, "requestforge._client"),
-        (TokenManager.get_token.__code__, "requestforge._token_manager"),
+        (TokenManager.get_token.__code__, "requestforge.tokens._manager"),
         (forge_stress.__code__, "requestforge_testing._stress.runner"),
         (FakeTokenProvider.fetch_token.__code__, "requestforge_testing._providers"),
     ],

@@ -21,7 +21,7 @@ import pytest
 
 from requestforge import TokenData, TokenManager
 from requestforge._clock import Clock, get_default_clock
-from requestforge._tokens import decode_token, encode_token
+from requestforge.tokens._data import decode_token, encode_token
 from requestforge_testing import FakeClock, FakeTokenProvider, ForgeClockWarning, forge_stress
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -1,4 +1,4 @@
-"""Tests for requestforge._token_manager: caching, single flight, leeway, refresh, failures."""
+"""Tests for requestforge.tokens._manager: caching, single flight, leeway, refresh, failures."""
 
 from __future__ import annotations
 

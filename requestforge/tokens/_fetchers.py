@@ -39,12 +39,9 @@ from requestforge._exceptions import (
 )
 from requestforge._hooks import _valid_header_name
 from requestforge._models import merge_headers, parse_method
-from requestforge._pipeline import FetchContext, TokenFetcherInterface
 from requestforge._redact import is_secret_field, is_secret_header, redact_url
 from requestforge._response import HttpResponse
 from requestforge._secrets import Secrets, declare_secrets
-from requestforge._token_endpoint import TRANSIENT_STATUSES, endpoint_error
-from requestforge._tokens import TokenData, _parse_expires_in
 from requestforge._validate import (
     connection_config,
     instance,
@@ -53,6 +50,9 @@ from requestforge._validate import (
     valid_clock,
     valid_token_type,
 )
+from requestforge.tokens._data import TokenData, _parse_expires_in
+from requestforge.tokens._endpoint import TRANSIENT_STATUSES, endpoint_error
+from requestforge.tokens._pipeline import FetchContext, TokenFetcherInterface
 
 __all__ = ["BodyTokenFetcher", "HeaderTokenFetcher"]
 

@@ -28,13 +28,10 @@ from requestforge._exceptions import (
     TransportError,
 )
 from requestforge._models import HttpMethod
-from requestforge._providers import TokenProviderInterface
 from requestforge._redact import is_secret_field, redact_url
 from requestforge._response import HttpResponse
 from requestforge._retry import ExponentialBackoffRetryStrategy
 from requestforge._secrets import Secrets, declare_secrets
-from requestforge._token_endpoint import MAX_DESCRIPTION, endpoint_error, scrub
-from requestforge._tokens import TokenData
 from requestforge._validate import (
     connection_config,
     count,
@@ -44,6 +41,9 @@ from requestforge._validate import (
     text,
     valid_clock,
 )
+from requestforge.tokens._data import TokenData
+from requestforge.tokens._endpoint import MAX_DESCRIPTION, endpoint_error, scrub
+from requestforge.tokens._providers import TokenProviderInterface
 
 __all__ = ["ClientCredentialsTokenProvider", "PasswordGrantTokenProvider"]
 

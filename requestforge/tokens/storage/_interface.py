@@ -19,7 +19,6 @@ Thread-safety for the storage operations themselves is composed from mixins that
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import weakref
@@ -29,15 +28,10 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Final
 
 from requestforge._exceptions import TokenStorageError
-from requestforge._tokens import TokenData
 from requestforge._validate import number
+from requestforge.tokens._data import TokenData
 
-__all__ = [
-    "InMemoryTokenStorage",
-    "PerKeyLockMixin",
-    "SerializingMixin",
-    "TokenStorageInterface",
-]
+__all__ = ["TokenStorageInterface"]
 
 
 class _KeyedLocks:
@@ -64,48 +58,6 @@ class _KeyedLocks:
 
 _refresh_locks: Final = _KeyedLocks()
 _NO_CONTEXT: Final = nullcontext()
-
-
-class _Nested:
-    """``outer`` around ``inner``: what ``with outer, inner:`` does, as one object."""
-
-    __slots__ = ("inner", "outer")
-
-    def __init__(self, outer: AbstractContextManager[Any], inner: AbstractContextManager[Any]):
-        self.outer = outer
-        self.inner = inner
-
-    def __enter__(self) -> None:
-        self.outer.__enter__()
-        try:
-            self.inner.__enter__()
-        except BaseException:
-            self.outer.__exit__(*sys.exc_info())
-            raise
-
-    def __exit__(self, *exc_info: Any) -> None:
-        try:
-            self.inner.__exit__(*exc_info)
-        finally:
-            self.outer.__exit__(*exc_info)
-
-
-def _wrap(
-    outer: AbstractContextManager[Any], inner: AbstractContextManager[Any]
-) -> AbstractContextManager[Any]:
-    """Compose a mixin's context around the next one in the MRO; a bare lock when there is
-    nothing inside, because the storage hot path runs this on every request."""
-    return outer if inner is _NO_CONTEXT else _Nested(outer, inner)
-
-
-def _nothing_inside(cls: type, mixin: type) -> bool:
-    """True if no class after ``mixin`` in ``cls``'s MRO wraps operations, so the mixin's own
-    lock is the whole context (the common case, and the storage hot path)."""
-    mro = cls.__mro__
-    for later in mro[mro.index(mixin) + 1 :]:
-        if "_operation_context" in vars(later):
-            return later is TokenStorageInterface
-    return True
 
 
 def _lock_timeout(timeout: object) -> float:
@@ -178,74 +130,3 @@ class TokenStorageInterface(ABC):
         :func:`_wrap`) so that every mixin in the MRO gets to wrap the operation.
         """
         return _NO_CONTEXT
-
-
-class SerializingMixin(TokenStorageInterface):
-    """Serializes every operation behind one re-entrant lock (for a backend that is not
-    thread-safe). Place it before the backend class: ``class S(SerializingMixin, Backend)``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._lock = threading.RLock()
-        self._lock_only = _nothing_inside(type(self), SerializingMixin)
-        super().__init__(*args, **kwargs)
-
-    def _operation_context(self, key: str) -> AbstractContextManager[Any]:
-        if self._lock_only:
-            return self._lock
-        return _wrap(self._lock, super()._operation_context(key))
-
-
-class PerKeyLockMixin(TokenStorageInterface):
-    """Serializes operations on the same key; different keys proceed in parallel.
-
-    The per-key locks are re-entrant (a ``set`` inside a ``get`` does not deadlock) and held
-    weakly, so a key's lock disappears once no thread uses it.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._key_locks = _KeyedLocks()
-        super().__init__(*args, **kwargs)
-
-    def _get_key_lock(self, key: str) -> threading.RLock:
-        """The lock for ``key`` (created on first use)."""
-        return self._key_locks.get(key)
-
-    def _operation_context(self, key: str) -> AbstractContextManager[Any]:
-        return _wrap(self._get_key_lock(key), super()._operation_context(key))
-
-
-class _DictTokenStorage(TokenStorageInterface):
-    """A plain dict; every operation runs inside ``_operation_context``."""
-
-    def __init__(self) -> None:
-        self._tokens: dict[str, TokenData] = {}
-
-    def get(self, key: str) -> TokenData | None:
-        with self._operation_context(key):
-            return self._tokens.get(key)
-
-    def set(self, key: str, token: TokenData) -> None:
-        if not isinstance(token, TokenData):
-            raise TypeError(f"expected TokenData, got {type(token).__name__}")
-        with self._operation_context(key):
-            self._tokens[key] = token
-
-    def delete(self, key: str) -> None:
-        with self._operation_context(key):
-            self._tokens.pop(key, None)
-
-    def exists(self, key: str) -> bool:
-        with self._operation_context(key):
-            return key in self._tokens
-
-
-class InMemoryTokenStorage(SerializingMixin, _DictTokenStorage):
-    """Tokens in a dict behind an ``RLock``: shared by the threads of one process only.
-
-    Every process has its own copy, so N worker processes fetch N tokens; use a shared
-    storage (Redis, a Django cache) when that matters.
-    """
-
-    def __repr__(self) -> str:
-        with self._lock:
-            return f"InMemoryTokenStorage(keys={sorted(self._tokens)!r})"

@@ -35,14 +35,14 @@ from typing import Any, Final, Protocol, cast
 
 from requestforge._clock import Clock, get_default_clock
 from requestforge._exceptions import ConfigurationError, TokenResponseError, TokenStorageError
-from requestforge._storage import (
+from requestforge._validate import number, shown, text, valid_clock
+from requestforge.tokens._data import TokenData, decode_token, encode_token
+from requestforge.tokens.storage._interface import (
     TokenStorageInterface,
     _KeyedLocks,
     _lock_timeout,
     _poll_for_lock,
 )
-from requestforge._tokens import TokenData, decode_token, encode_token
-from requestforge._validate import number, shown, text, valid_clock
 
 __all__ = ["DjangoCacheTokenStorage"]
 

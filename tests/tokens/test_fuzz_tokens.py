@@ -31,11 +31,11 @@ from requestforge import (
     TokenFetchPipeline,
     TokenManager,
 )
-from requestforge._tokens import MAX_EXPIRES_IN, decode_token, encode_token
+from requestforge.tokens._data import MAX_EXPIRES_IN, decode_token, encode_token
 from requestforge_testing import FakeClock, FakeTokenFetcher, FakeTokenProvider
 from tests.fuzzing import FUZZ
 
-if not settings.configured:  # the same settings as tests/test_storage_django.py
+if not settings.configured:  # the same settings as tests/tokens/storage/test_django.py
     settings.configure(
         CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
         USE_TZ=True,

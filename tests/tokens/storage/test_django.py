@@ -1,4 +1,4 @@
-"""Tests for requestforge._storage_django: DjangoCacheTokenStorage on LocMem and on Redis."""
+"""Tests for requestforge.tokens.storage._django: DjangoCacheTokenStorage on LocMem and on Redis."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from requestforge import (
     TokenManager,
     TokenStorageError,
 )
-from requestforge._tokens import encode_token
+from requestforge.tokens._data import encode_token
 from requestforge_testing import FakeClock, FakeTokenProvider, RedisServer, StressRunner
 
 if not settings.configured:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from requestforge._tokens import TokenData
+from requestforge.tokens._data import TokenData
 
 __all__ = ["TokenProviderInterface"]
 

@@ -1,4 +1,4 @@
-"""Tests for requestforge._storage_redis: RedisTokenStorage against a real redis-server."""
+"""Tests for requestforge.tokens.storage._redis: RedisTokenStorage against a real redis-server."""
 
 from __future__ import annotations
 

@@ -38,14 +38,14 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from requestforge._clock import Clock, get_default_clock
 from requestforge._exceptions import ConfigurationError, TokenResponseError, TokenStorageError
 from requestforge._redact import redact_url
-from requestforge._storage import (
+from requestforge._validate import number, shown, valid_clock
+from requestforge.tokens._data import TokenData, decode_token, encode_token
+from requestforge.tokens.storage._interface import (
     TokenStorageInterface,
     _KeyedLocks,
     _lock_timeout,
     _poll_for_lock,
 )
-from requestforge._tokens import TokenData, decode_token, encode_token
-from requestforge._validate import number, shown, valid_clock
 
 if TYPE_CHECKING:
     from redis import Redis

@@ -1,4 +1,4 @@
-"""Tests for requestforge._fetchers: validation, the request each step sends, response parsing."""
+"""Tests for the token fetchers: validation, the request each step sends, response parsing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for requestforge._tokens: TokenData and RFC 6749 token responses."""
+"""Tests for requestforge.tokens._data: TokenData and RFC 6749 token responses."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from requestforge import RequestForgeError, TokenData, TokenResponseError
-from requestforge._tokens import MAX_EXPIRES_IN, MAX_STORED_SIZE, decode_token, encode_token
+from requestforge.tokens._data import MAX_EXPIRES_IN, MAX_STORED_SIZE, decode_token, encode_token
 from requestforge_testing import FakeClock
 
 # -- construction ---------------------------------------------------------------------------

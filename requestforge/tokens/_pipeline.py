@@ -29,10 +29,11 @@ from requestforge._exceptions import (
     PipelineStepError,
     TokenError,
 )
-from requestforge._providers import TokenProviderInterface
-from requestforge._storage import InMemoryTokenStorage, TokenStorageInterface
-from requestforge._tokens import TokenData
 from requestforge._validate import instance, number, shown, text, valid_clock
+from requestforge.tokens._data import TokenData
+from requestforge.tokens._providers import TokenProviderInterface
+from requestforge.tokens.storage._interface import TokenStorageInterface
+from requestforge.tokens.storage._memory import InMemoryTokenStorage
 
 __all__ = [
     "FetchContext",

@@ -37,10 +37,11 @@ from typing import Final
 
 from requestforge._clock import Clock, get_default_clock
 from requestforge._exceptions import TokenEndpointError, TokenError
-from requestforge._providers import TokenProviderInterface
-from requestforge._storage import InMemoryTokenStorage, TokenStorageInterface
-from requestforge._tokens import TokenData
 from requestforge._validate import instance, number, text, valid_clock
+from requestforge.tokens._data import TokenData
+from requestforge.tokens._providers import TokenProviderInterface
+from requestforge.tokens.storage._interface import TokenStorageInterface
+from requestforge.tokens.storage._memory import InMemoryTokenStorage
 
 __all__ = ["TokenManager"]
 

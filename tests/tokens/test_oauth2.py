@@ -1,4 +1,4 @@
-"""Tests for requestforge._oauth2: the OAuth 2.0 grants, their form fields and error mapping."""
+"""Tests for the OAuth 2.0 grants: their form fields and error mapping."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for requestforge._pipeline: ordering, validation, caching, invalidation, failures."""
+"""Tests for the token pipeline: ordering, validation, caching, invalidation, failures."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for requestforge._storage: the in-memory storage, the lock mixins, the refresh lock."""
+"""Tests for the in-memory storage, the lock mixins and the refresh lock."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from requestforge import (
     TokenStorageError,
     TokenStorageInterface,
 )
-from requestforge._storage import _DictTokenStorage
+from requestforge.tokens.storage._memory import _DictTokenStorage
 
 A = TokenData(access_token="token-a")
 B = TokenData(access_token="token-b")
