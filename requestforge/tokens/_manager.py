@@ -33,7 +33,7 @@ import logging
 import math
 import threading
 from dataclasses import replace
-from typing import Final
+from typing import Final, TypeGuard
 
 from requestforge._clock import Clock, get_default_clock
 from requestforge._exceptions import TokenEndpointError, TokenError
@@ -150,7 +150,7 @@ class TokenManager:
 
     def get_token(self) -> TokenData:
         """Return a valid token, fetching or refreshing it first if it is missing or stale."""
-        token = self._storage.get(self._key)
+        token = self._storage.cached(self._key)
         hot = self._hot
         if token is not None and token is hot[0]:
             clock = self._clock or get_default_clock()
@@ -365,20 +365,31 @@ class TokenManager:
 
     def _fetch_under_lock(self, *, proactive: bool, rejected: str | None, force: bool) -> TokenData:
         clock = self._clock or get_default_clock()
+        if rejected is None and not force:
+            # The caller's token may be a near copy: another process may have renewed it
+            # already, and one read is cheaper than a round of the shared lock.
+            current = self._storage.get(self._key)
+            if self._usable(current, clock, proactive=proactive, rejected=None):
+                return current
         with self._storage.refresh_lock(self._key, timeout=self._wait_timeout):
             # Whoever held the lock before us has usually just stored a fresh token.
             current = self._storage.get(self._key)
-            if (
-                not force
-                and current is not None
-                and current.access_token != rejected
-                and not self._needs_fetch(current, clock, proactive=proactive)
-            ):
+            if not force and self._usable(current, clock, proactive=proactive, rejected=rejected):
                 return current
             token = self._call_provider(current, clock)
             self._storage.set(self._key, token)
             self._thresholds(token, clock)
             return token
+
+    def _usable(
+        self, token: TokenData | None, clock: Clock, *, proactive: bool, rejected: str | None
+    ) -> TypeGuard[TokenData]:
+        """``token`` is there, not the rejected one, and needs no fetch yet."""
+        return (
+            token is not None
+            and token.access_token != rejected
+            and not self._needs_fetch(token, clock, proactive=proactive)
+        )
 
     def _call_provider(self, current: TokenData | None, clock: Clock) -> TokenData:
         refreshed = current is not None and current.refresh_token is not None

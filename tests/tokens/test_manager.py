@@ -51,6 +51,60 @@ def test_token_is_fetched_once_and_cached(forge_token_provider: FakeTokenProvide
     assert forge_token_provider.fetch_count == 1
 
 
+def test_cached_token_is_served_while_the_storage_write_lock_is_held(
+    forge_token_provider: FakeTokenProvider,
+) -> None:
+    """The hot path takes no lock: a valid cached token comes back while another thread
+    holds the in-memory storage's write lock."""
+    storage = InMemoryTokenStorage()
+    manager = TokenManager(forge_token_provider, storage)
+    first = manager.get_token()
+    with storage._lock:
+        thread, out = _in_thread(manager.get_token)
+        thread.join(timeout=30)
+        blocked = thread.is_alive()
+    thread.join()
+    assert not blocked, "get_token waited for the storage lock"
+    assert out == [first]
+
+
+def test_get_token_reads_the_near_copy_and_renewal_reads_the_storage(
+    forge_clock: FakeClock,
+) -> None:
+    """get_token() asks the storage for its cached() copy; once that copy enters the
+    refresh window, a get() finds the token another manager renewed, with no fetch."""
+    calls: list[str] = []
+
+    class Near(InMemoryTokenStorage):
+        """Serves the first token it saw from cached(), like a shared storage's near copy."""
+
+        near: TokenData | None = None
+
+        def cached(self, key: str) -> TokenData | None:
+            calls.append("cached")
+            if self.near is None:
+                self.near = super().get(key)
+            return self.near
+
+        def get(self, key: str) -> TokenData | None:
+            calls.append("get")
+            return super().get(key)
+
+    provider = FakeTokenProvider(lifetime=3600)
+    storage = Near()
+    ours, theirs = TokenManager(provider, storage), TokenManager(provider, storage)
+    first = ours.get_token()
+    calls.clear()
+    assert ours.get_token() is first
+    assert calls == ["cached"]  # no storage read on the hot path
+    forge_clock.advance(3600 - 200)  # inside the 300 s refresh window
+    renewed = theirs.refresh()
+    calls.clear()
+    assert ours.get_token() == renewed
+    assert calls[:2] == ["cached", "get"]
+    assert provider.fetch_count == 2  # the first token and the renewal: nothing more
+
+
 def test_default_cache_key_comes_from_service_name() -> None:
     """Two providers with different service names keep separate tokens in one storage."""
     storage = InMemoryTokenStorage()

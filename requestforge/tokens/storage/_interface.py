@@ -105,6 +105,16 @@ class TokenStorageInterface(ABC):
         """True if a token is stored under ``key``."""
         return self.get(key) is not None
 
+    def cached(self, key: str) -> TokenData | None:
+        """The token under ``key`` as this process last saw it, without a round trip when
+        the storage keeps a near copy; :meth:`get` otherwise.
+
+        The :class:`~requestforge.TokenManager` calls it on every ``get_token()`` and goes to
+        :meth:`get` (which refreshes the near copy) once the token it returns enters the
+        refresh window, expires or is rejected, so a shared storage stays off the hot path.
+        """
+        return self.get(key)
+
     @contextmanager
     def refresh_lock(self, key: str, *, timeout: float) -> Iterator[None]:
         """Hold the right to refresh ``key``: in this process only, unless overridden.

@@ -35,12 +35,30 @@ class _DictTokenStorage(TokenStorageInterface):
 
 
 class InMemoryTokenStorage(SerializingMixin, _DictTokenStorage):
-    """Tokens in a dict behind an ``RLock``: shared by the threads of one process only.
+    """Tokens in a dict: shared by the threads of one process only.
 
-    Every process has its own copy, so N worker processes fetch N tokens; use a shared
-    storage (Redis, a Django cache) when that matters.
+    Reads take no lock: the dict is never changed once published, and ``set``/``delete``
+    publish a changed copy under an ``RLock``, so a reader sees the whole old dict or the
+    whole new one. Every process has its own copy, so N worker processes fetch N tokens;
+    use a shared storage (Redis, a Django cache) when that matters.
     """
 
-    def __repr__(self) -> str:
+    def get(self, key: str) -> TokenData | None:
+        return self._tokens.get(key)
+
+    def exists(self, key: str) -> bool:
+        return key in self._tokens
+
+    def set(self, key: str, token: TokenData) -> None:
+        if not isinstance(token, TokenData):
+            raise TypeError(f"expected TokenData, got {type(token).__name__}")
         with self._lock:
-            return f"InMemoryTokenStorage(keys={sorted(self._tokens)!r})"
+            self._tokens = {**self._tokens, key: token}
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            if key in self._tokens:
+                self._tokens = {k: v for k, v in self._tokens.items() if k != key}
+
+    def __repr__(self) -> str:
+        return f"InMemoryTokenStorage(keys={sorted(self._tokens)!r})"

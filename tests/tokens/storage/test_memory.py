@@ -55,6 +55,41 @@ def test_in_memory_repr_lists_keys_not_tokens() -> None:
     assert "s3cr3t" not in repr(storage)
 
 
+def _while_write_lock_held(storage: InMemoryTokenStorage, read: Any) -> Any:
+    """Call ``read()`` in a thread while this thread holds the storage's write lock."""
+    out: list[Any] = []
+    with storage._lock:  # what a set() or delete() in progress holds
+        reader = threading.Thread(target=lambda: out.append(read()))
+        reader.start()
+        reader.join(timeout=30)
+        blocked = reader.is_alive()
+    reader.join()
+    assert not blocked, "the read waited for the write lock"
+    return out[0]
+
+
+def test_in_memory_reads_take_no_lock() -> None:
+    """get and exists answer while another thread holds the write lock."""
+    storage = InMemoryTokenStorage()
+    storage.set("k", A)
+    assert _while_write_lock_held(storage, lambda: storage.get("k")) is A
+    assert _while_write_lock_held(storage, lambda: storage.exists("k")) is True
+    assert _while_write_lock_held(storage, lambda: storage.cached("k")) is A
+
+
+def test_in_memory_writes_publish_a_new_dict() -> None:
+    """set and delete replace the published dict rather than change it, so a reader that
+    holds the old one never sees it change under it."""
+    storage = InMemoryTokenStorage()
+    storage.set("k", A)
+    before = storage._tokens
+    storage.set("j", B)
+    storage.delete("k")
+    assert before == {"k": A}
+    assert storage._tokens == {"j": B}
+    assert storage._tokens is not before
+
+
 def test_in_memory_storages_are_independent() -> None:
     """Two storages do not share tokens (each is its own process-local cache)."""
     first, second = InMemoryTokenStorage(), InMemoryTokenStorage()
