@@ -77,8 +77,9 @@ def test_a_stalled_redis_fails_get_token_within_the_socket_timeout(
 ) -> None:
     """With the default timeouts a stalled Redis fails get_token() with TokenStorageError
     within URL_SOCKET_TIMEOUT (plus slack), not after the stall or wait_timeout's 60 s; the
-    bound is under two timeouts, so a timed-out command sent again would fail it too."""
-    storage = RedisTokenStorage(forge_redis.url)
+    bound is under two timeouts, so a timed-out command sent again would fail it too. (No
+    near cache, so that get_token() asks Redis.)"""
+    storage = RedisTokenStorage(forge_redis.url, near_cache=False)
     try:
         manager = _manager(storage)
         bound = RedisTokenStorage.URL_SOCKET_TIMEOUT + SLACK
@@ -86,6 +87,21 @@ def test_a_stalled_redis_fails_get_token_within_the_socket_timeout(
     finally:
         storage.close()
     assert isinstance(outcome, TokenStorageError)
+
+
+def test_a_stalled_redis_does_not_stop_a_warm_near_cache(forge_redis: RedisServer) -> None:
+    """With the near cache warm, get_token() serves the valid token during a stall without a
+    command, and a forced refresh still fails within the socket timeout."""
+    storage = RedisTokenStorage(f"{forge_redis.url}?socket_timeout=1")
+    try:
+        manager = _manager(storage)
+        cached = manager.get_token()
+        served = _outcome_within(SLACK, forge_redis, manager.get_token)
+        refreshed = _outcome_within(1.0 + SLACK, forge_redis, manager.refresh)
+    finally:
+        storage.close()
+    assert served is cached
+    assert isinstance(refreshed, TokenStorageError)
 
 
 def test_a_stalled_redis_serves_the_last_token_when_degrading(forge_redis: RedisServer) -> None:

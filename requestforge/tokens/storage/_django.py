@@ -26,23 +26,12 @@ import logging
 import math
 import pickle
 import re
-import threading
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Final, Protocol, cast
 
-from requestforge._clock import Clock, get_default_clock
-from requestforge._exceptions import ConfigurationError, TokenResponseError, TokenStorageError
+from requestforge._clock import Clock
+from requestforge._exceptions import ConfigurationError, TokenStorageError
 from requestforge._validate import number, shown, text, valid_clock
-from requestforge.tokens._data import TokenData, decode_token, encode_token
-from requestforge.tokens.storage._interface import (
-    TokenStorageInterface,
-    _KeyedLocks,
-    _lock_timeout,
-    _poll_for_lock,
-)
+from requestforge.tokens.storage._shared import SharedTokenStorage
 
 __all__ = ["DjangoCacheTokenStorage"]
 
@@ -73,16 +62,7 @@ class _Cache(Protocol):
     def delete(self, key: str) -> bool: ...
 
 
-class _Hold:
-    """This instance's hold on one key's cache lock: the thread, its owner token, depth."""
-
-    __slots__ = ("depth", "owner", "thread")
-
-    def __init__(self, thread: int, owner: str) -> None:
-        self.thread, self.owner, self.depth = thread, owner, 1
-
-
-class DjangoCacheTokenStorage(TokenStorageInterface):
+class DjangoCacheTokenStorage(SharedTokenStorage):
     """Tokens in the Django cache ``cache_alias``, shared by every process using that cache.
 
     Each operation looks up ``django.core.cache.caches[cache_alias]``, because Django keeps
@@ -121,18 +101,15 @@ class DjangoCacheTokenStorage(TokenStorageInterface):
     #: which Django treats as "expire at once".
     MIN_LOCK_LEASE: Final = 1.0
     #: A waiting holder polls the lock after this long first...
-    LOCK_POLL_INITIAL: Final = 0.005
+    LOCK_POLL_INITIAL = 0.005
     #: ...doubling each time up to this, so a waiter notices a release quickly without
     #: hammering a shared cache.
-    LOCK_POLL_MAX: Final = 0.1
+    LOCK_POLL_MAX = 0.1
     #: Leaves room, within Memcached's 250 characters, for the rest of a hashed key.
     MAX_KEY_PREFIX_LENGTH: Final = 100
     #: Keys longer than this are hashed: Memcached refuses keys over 250 characters, and
     #: Django adds its own KEY_PREFIX and version in front.
     MAX_PLAIN_KEY_LENGTH: Final = 200
-    #: Decoded tokens remembered per storage, so that an unchanged value decodes to the same
-    #: ``TokenData`` object and the manager's hot path (an identity check) applies.
-    DECODED_CACHE_SIZE: Final = 64
 
     def __init__(
         self,
@@ -140,6 +117,7 @@ class DjangoCacheTokenStorage(TokenStorageInterface):
         *,
         key_prefix: str = DEFAULT_KEY_PREFIX,
         lock_lease: float = DEFAULT_LOCK_LEASE,
+        near_cache: bool = True,
         clock: Clock | None = None,
     ) -> None:
         text("cache_alias", cache_alias)
@@ -157,13 +135,10 @@ class DjangoCacheTokenStorage(TokenStorageInterface):
         number("lock_lease", lock_lease, minimum=self.MIN_LOCK_LEASE)
         valid_clock("clock", clock)
         self._caches, self._config_errors, self._invalid_key = _import_django()
+        # The same whole seconds on every backend.
+        super().__init__(lease=math.ceil(lock_lease), near_cache=near_cache, clock=clock)
         self._alias = cache_alias
         self._prefix = key_prefix
-        self._lease = math.ceil(lock_lease)  # the same whole seconds on every backend
-        self._clock = clock
-        self._local_locks = _KeyedLocks()
-        self._holds: dict[str, _Hold] = {}
-        self._decoded: dict[str, tuple[str | bytes, TokenData]] = {}
         self._check_alias()
 
     @property
@@ -176,165 +151,68 @@ class DjangoCacheTokenStorage(TokenStorageInterface):
         """The prefix of every cache key this storage writes."""
         return self._prefix
 
-    # -- TokenStorageInterface -------------------------------------------------------------
+    # -- the backend ---------------------------------------------------------------------
 
-    def get(self, key: str) -> TokenData | None:
-        """The token under ``key``; None if missing, expired, or not a token we can read."""
-        cache_key = self._cache_key("token", key)
-        with self._operation_context(key):
-            cache = self._cache()
-            try:
-                raw = cache.get(cache_key)
-            except _UNREADABLE as exc:
-                if isinstance(exc, self._invalid_key):
-                    raise self._failure("get", exc) from exc
-                self._unreadable(key, f"the cache could not unpickle it ({type(exc).__name__})")
-                return None
-            except Exception as exc:
-                raise self._failure("get", exc) from exc
-        if raw is None:
-            return None
-        remembered = self._decoded.get(key)
-        if remembered is not None and remembered[0] == raw:
-            return remembered[1]
-        if not isinstance(raw, str | bytes):
-            self._unreadable(key, f"it is a {type(raw).__name__}, not stored by requestforge")
-            return None
+    def _read(self, key: str, operation: str) -> str | bytes | None:
+        cache_key, cache = self._cache_key("token", key), self._cache()
         try:
-            token = decode_token(raw)
-        except TokenResponseError as exc:
-            # A miss: the next fetch overwrites it. decode_token's messages describe the
-            # problem without quoting the value, and it is depth-limited (no RecursionError).
-            self._unreadable(key, str(exc))
+            raw = cache.get(cache_key)
+        except _UNREADABLE as exc:
+            if isinstance(exc, self._invalid_key):
+                raise self._failure(operation, exc) from exc
+            self._unreadable(key, f"the cache could not unpickle it ({type(exc).__name__})")
             return None
-        self._remember(key, raw, token)
-        return token
+        except Exception as exc:
+            raise self._failure(operation, exc) from exc
+        if raw is None or isinstance(raw, str | bytes):
+            return raw
+        self._unreadable(key, f"it is a {type(raw).__name__}, not stored by requestforge")
+        return None
 
-    def set(self, key: str, token: TokenData) -> None:
-        """Store ``token`` until it expires; skipped (with a warning) if this thread held the
-        refresh lock for ``key`` and its lease ran out."""
-        if not isinstance(token, TokenData):
-            raise TypeError(f"expected TokenData, got {type(token).__name__}")
-        value = encode_token(token).decode("ascii")
-        remaining = token.expires_in(clock=self._clock or get_default_clock())
-        timeout = None if remaining is None else max(math.ceil(remaining), 0)
-        cache_key = self._cache_key("token", key)
-        with self._operation_context(key):
-            hold = self._holds.get(key)
-            owner = (
-                hold.owner if hold is not None and hold.thread == threading.get_ident() else None
-            )
-            cache = self._cache()
-            try:
-                if owner is not None and cache.get(self._cache_key("lock", key)) != owner:
-                    logger.warning(
-                        "not storing the token for %r: the refresh lock's %ss lease ran "
-                        "out during the fetch and another holder may have stored a newer "
-                        "one (raise lock_lease above the slowest token fetch)",
-                        key,
-                        self._lease,
-                    )
-                    return
-                cache.set(cache_key, value, timeout=timeout)
-            except Exception as exc:
-                raise self._failure("set", exc) from exc
-            self._remember(key, value, token)
-
-    def delete(self, key: str) -> None:
-        """Remove the token under ``key``; a missing key is not an error."""
-        cache_key = self._cache_key("token", key)
-        with self._operation_context(key):
-            cache = self._cache()
-            try:
+    def _write(
+        self, key: str, raw: str | bytes | None, ttl: float | None, owner: str | None
+    ) -> str:
+        cache = self._cache()
+        try:
+            # Django's cache has no compare-and-set: the fence is a read, then the write.
+            if owner is not None and cache.get(self._cache_key("lock", key)) != owner:
+                return "another holder may have stored a newer one"
+            cache_key = self._cache_key("token", key)
+            if raw is None:
                 cache.delete(cache_key)
-            except Exception as exc:
-                raise self._failure("delete", exc) from exc
-            self._decoded.pop(key, None)
-
-    @contextmanager
-    def refresh_lock(self, key: str, *, timeout: float) -> Iterator[None]:
-        """Hold the right to refresh ``key`` in every process sharing this cache.
-
-        Threads of this storage queue on an in-process lock first, so only one of them polls
-        the cache. Re-entrant for the holding thread. Raises ``TokenStorageError`` if the
-        lock is not taken within ``timeout`` seconds (real time, not the library's clock).
-        """
-        timeout = _lock_timeout(timeout)
-        deadline = time.monotonic() + timeout
-        local = self._local_locks.get(key)
-        if not local.acquire(timeout=timeout):
-            raise TokenStorageError(
-                f"could not take the refresh lock for {key!r} within {timeout:g}s "
-                "(another thread of this process holds it)"
-            )
-        try:
-            hold = self._holds.get(key)
-            if hold is not None:  # this thread again: the in-process lock is ours
-                hold.depth += 1
             else:
-                hold = self._holds[key] = _Hold(threading.get_ident(), self._acquire(key, deadline))
-            try:
-                yield
-            finally:
-                hold.depth -= 1
-                if hold.depth == 0:
-                    del self._holds[key]
-                    self._release(key, hold.owner)
-        finally:
-            local.release()
+                value = raw.decode("ascii") if isinstance(raw, bytes) else raw
+                cache.set(cache_key, value, timeout=None if ttl is None else math.ceil(ttl))
+        except Exception as exc:
+            raise self._failure("set" if raw is not None else "delete", exc) from exc
+        return ""
+
+    def _take(self, key: str, owner: str) -> bool:
+        try:
+            return bool(self._cache().add(self._cache_key("lock", key), owner, timeout=self._lease))
+        except Exception as exc:
+            raise self._failure("lock", exc) from exc
+
+    def _give_back(self, key: str, owner: str) -> bool:
+        # No compare-and-delete either: a lease ending between the two steps deletes the
+        # lock a new holder just took (one extra fetch, nothing worse).
+        lock_key = self._cache_key("lock", key)
+        cache = self._cache()
+        if cache.get(lock_key) != owner:
+            return False
+        cache.delete(lock_key)
+        return True
+
+    def _lock_busy(self, key: str, timeout: float) -> TokenStorageError:
+        return TokenStorageError(
+            f"could not take the refresh lock for {key!r} in Django cache {self._alias!r} "
+            f"within {timeout:g}s (another process or storage holds it)"
+        )
 
     def __repr__(self) -> str:
         return f"DjangoCacheTokenStorage(cache_alias={self._alias!r}, key_prefix={self._prefix!r})"
 
     # -- internals -------------------------------------------------------------------------
-
-    def _remember(self, key: str, raw: str | bytes, token: TokenData) -> None:
-        if len(self._decoded) >= self.DECODED_CACHE_SIZE:
-            self._decoded.clear()
-        self._decoded[key] = (raw, token)
-
-    def _acquire(self, key: str, deadline: float) -> str:
-        """Add the lock key with a fresh owner token, polling with backoff until ``deadline``."""
-        owner = uuid.uuid4().hex
-        lock_key = self._cache_key("lock", key)
-        cache = self._cache()
-
-        def take() -> bool:
-            try:
-                return bool(cache.add(lock_key, owner, timeout=self._lease))
-            except Exception as exc:
-                raise self._failure("lock", exc) from exc
-
-        if not _poll_for_lock(take, deadline, self.LOCK_POLL_INITIAL, self.LOCK_POLL_MAX):
-            raise TokenStorageError(
-                f"could not take the refresh lock for {key!r} in Django cache "
-                f"{self._alias!r} before the timeout (another process or storage holds it)"
-            )
-        return owner
-
-    def _release(self, key: str, owner: str) -> None:
-        """Delete the lock if it is still ours. Never raises: the lease frees it anyway."""
-        lock_key = self._cache_key("lock", key)
-        try:
-            cache = self._cache()
-            if cache.get(lock_key) == owner:
-                cache.delete(lock_key)
-            else:
-                logger.warning(
-                    "the refresh lock for %r outlived its %ss lease; another holder may have "
-                    "refreshed at the same time (raise lock_lease)",
-                    key,
-                    self._lease,
-                )
-        except Exception as exc:  # noqa: BLE001 - logged; the lease expires the lock
-            logger.warning(
-                "could not release the refresh lock for %r in Django cache %r (%s); it "
-                "expires after its %ss lease",
-                key,
-                self._alias,
-                type(exc).__name__,
-                self._lease,
-            )
 
     def _cache(self) -> _Cache:
         """This thread's connection to the cache (Django keeps one per thread)."""

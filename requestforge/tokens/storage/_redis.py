@@ -6,46 +6,28 @@ Lua script may touch both)::
     <namespace>:{k}:token   encode_token() JSON, PX = time left until expires_at
     <namespace>:{k}:lock    a random owner token, PX = lock_lease, while one process refreshes
 
-* ``get`` is one GET. The last ``raw bytes -> TokenData`` per key is kept, so an unchanged
-  value comes back as the *same* object and the manager's hot path stays one round trip.
-* ``refresh_lock`` takes an in-process lock first (threads of one process do not all poll
-  Redis), then ``SET lock owner NX PX lease``, polling with a short real-time backoff. It is
-  released by compare-and-delete, so a holder whose lease ran out never deletes a lock
-  another process has taken since. A crashed holder blocks the others ``lock_lease`` at most.
-* **Fencing**: a ``set`` by the thread that holds the refresh lock is a Lua script that writes
-  only while the lock still holds that thread's owner token. A holder that outlived its lease
-  therefore cannot overwrite the token of the process that took the lock after it; it logs a
-  warning instead, and its callers still get the token it fetched.
-* A token that has already expired (on the storage's clock) is not stored: ``set`` deletes
-  the key instead, because an expired token is a miss for every reader anyway.
+The lease lock, fencing and near cache are :class:`SharedTokenStorage`'s; here they are one
+command each: ``get`` is a GET, the lock ``SET NX PX`` and a compare-and-delete script, and
+the fenced write a script that writes only while the lock holds the writer's owner token.
+With the near cache (the default), a process sends a command only when its token enters
+the manager's refresh window or is rejected, not on every ``get_token()``.
 
-Verified against a real single-node Redis Cluster (``redis.cluster.RedisCluster``, Redis 7.0):
-the token round trip, the lock (SET NX PX and the compare-and-delete script) and the fenced
-write script, both of which touch the token and the lock key of one hash slot.
+Verified against real Redis: single node, TLS and ACL users, Sentinel failover, and a
+Cluster with more than one master (MOVED and ASK handled by redis-py).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import secrets
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
 
 from requestforge._clock import Clock, get_default_clock
-from requestforge._exceptions import ConfigurationError, TokenResponseError, TokenStorageError
+from requestforge._exceptions import ConfigurationError, TokenStorageError
 from requestforge._redact import redact_url
 from requestforge._validate import number, shown, valid_clock
-from requestforge.tokens._data import TokenData, decode_token, encode_token
-from requestforge.tokens.storage._interface import (
-    TokenStorageInterface,
-    _KeyedLocks,
-    _lock_timeout,
-    _poll_for_lock,
-)
+from requestforge.tokens.storage._shared import SharedTokenStorage, Unavailable, ttl_ms
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -86,17 +68,7 @@ return 0
 """
 
 
-class _Held:
-    """This thread's hold on one key's refresh lock; ``owner`` is None in degraded mode."""
-
-    __slots__ = ("depth", "owner")
-
-    def __init__(self, owner: str | None) -> None:
-        self.owner = owner
-        self.depth = 1
-
-
-class RedisTokenStorage(TokenStorageInterface):
+class RedisTokenStorage(SharedTokenStorage):
     """Tokens in Redis (or a Redis Cluster), with a refresh lock every process sees.
 
     ``client`` is a ``redis.Redis``, a ``redis.cluster.RedisCluster`` or a URL for
@@ -117,11 +89,6 @@ class RedisTokenStorage(TokenStorageInterface):
     #: How long a refresh lock lives if its holder never releases it (a crashed process): the
     #: longest the other processes wait. A token fetch normally takes well under a second.
     DEFAULT_LOCK_LEASE: Final = 30.0
-    #: The first pause between attempts to take a lock that is held: a refresh takes a token
-    #: endpoint round trip, so a few milliseconds costs nothing...
-    LOCK_POLL_INITIAL: Final = 0.002
-    #: ...and the pause doubles up to this, so a slow refresh does not hammer Redis.
-    LOCK_POLL_MAX: Final = 0.05
     #: While degraded, a warning per operation would flood the log: one per this many seconds.
     UNAVAILABLE_WARNING_INTERVAL: Final = 30.0
     #: For a storage built from a URL: how long one command waits for Redis's answer.
@@ -140,6 +107,7 @@ class RedisTokenStorage(TokenStorageInterface):
         namespace: str = DEFAULT_NAMESPACE,
         lock_lease: float = DEFAULT_LOCK_LEASE,
         on_unavailable: OnUnavailable = "raise",
+        near_cache: bool = True,
         clock: Clock | None = None,
     ) -> None:
         redis = _import_redis()
@@ -171,12 +139,11 @@ class RedisTokenStorage(TokenStorageInterface):
                 "client must be a redis.Redis, a redis.cluster.RedisCluster or a URL, "
                 f"got {type(client).__name__}"
             )
+        super().__init__(lease=float(lock_lease), near_cache=near_cache, clock=clock)
         self._client = connection
         self._namespace = namespace
-        self._lease = float(lock_lease)
         self._lease_ms = math.ceil(self._lease * 1000)
         self._on_unavailable: OnUnavailable = on_unavailable
-        self._clock = clock
         errors = redis.exceptions
         self._errors: tuple[type[Exception], ...] = (
             errors.RedisError,
@@ -190,136 +157,66 @@ class RedisTokenStorage(TokenStorageInterface):
         )
         self._wrong_type: type[Exception] = errors.ResponseError
         self._fenced_write: Script = connection.register_script(_FENCED_WRITE)
-        self._release: Script = connection.register_script(_RELEASE)
+        self._release_script: Script = connection.register_script(_RELEASE)
         self._names: dict[str, tuple[str, str]] = {}
-        self._last: dict[str, tuple[bytes | str, TokenData | None]] = {}
-        self._local_locks = _KeyedLocks()
-        self._held = threading.local()
         self._warn_lock = threading.Lock()
         self._warned_at = -math.inf
         self._suppressed = 0
 
-    # -- TokenStorageInterface ------------------------------------------------------------
+    # -- the backend: one command each ---------------------------------------------------
 
-    def get(self, key: str) -> TokenData | None:
-        """The token under ``key``; a value this library cannot read is a miss, not an error."""
-        names = self._names.get(key) or self._key_names(key)
+    def _read(self, key: str, operation: str) -> bytes | str | None:
+        token_key = self._key_names(key)[0]
         try:
-            raw = self._client.get(names[0])
+            raw: bytes | str | None = self._client.get(token_key)
         except self._errors as exc:
             if isinstance(exc, self._wrong_type) and str(exc).startswith("WRONGTYPE"):
-                logger.warning("Redis key %s is not a token; treating it as a miss", names[0])
+                logger.warning("Redis key %s is not a token; treating it as a miss", token_key)
                 return None
-            self._unavailable("get", key, exc)
-            last = self._last.get(key)
-            return None if last is None else last[1]
-        if raw is None:
-            self._last.pop(key, None)
-            return None
-        last = self._last.get(key)
-        if last is not None and last[0] == raw:
-            return last[1]
-        try:
-            token: TokenData | None = decode_token(raw)
-        except TokenResponseError as exc:  # corrupt, foreign or too deep: a miss, overwritten
-            # by the next fetch; the message describes the problem without quoting the value.
-            # Logged once per distinct value: it is cached below as "not a token".
-            logger.warning(
-                "Redis key %s does not hold a token this library can read (%s); treating it "
-                "as a miss",
-                names[0],
-                exc,
-            )
-            token = None
-        self._last[key] = (raw, token)
-        return token
+            self._unavailable(operation, key, exc)
+        return raw
 
-    def set(self, key: str, token: TokenData) -> None:
-        """Store ``token`` with a TTL that ends at its expiry; fenced while holding the lock."""
-        if not isinstance(token, TokenData):
-            raise TypeError(f"expected TokenData, got {type(token).__name__}")
-        token_key, lock_key = self._names.get(key) or self._key_names(key)
-        raw = encode_token(token)
-        ttl = self._ttl_ms(token)  # None: never expires; <= 0: already expired
-        held = self._holds(key)
+    def _write(
+        self, key: str, raw: bytes | str | None, ttl: float | None, owner: str | None
+    ) -> str:
+        token_key, lock_key = self._key_names(key)
+        ms = ttl_ms(ttl)
         try:
-            if held is not None and held.owner is not None:
-                ttl_arg = 0 if ttl is None else ttl if ttl > 0 else -1
+            if owner is not None:
+                ttl_arg = -1 if raw is None else 0 if ms is None else ms
                 outcome = self._fenced_write(
-                    keys=[token_key, lock_key], args=[held.owner, raw, ttl_arg]
+                    keys=[token_key, lock_key], args=[owner, raw or "", ttl_arg]
                 )
-                if outcome != 1:
-                    self._log_fenced(key, taken=outcome == 2)
-                    return
-            elif ttl is None:
-                self._client.set(token_key, raw)
-            elif ttl > 0:
-                self._client.set(token_key, raw, px=ttl)
-            else:
+                if outcome == 1:
+                    return ""
+                return "another process holds it now" if outcome == 2 else "nobody holds it now"
+            if raw is None:
                 self._client.delete(token_key)
+            else:
+                self._client.set(token_key, raw, px=ms)
         except self._errors as exc:
-            self._unavailable("set", key, exc)
-        if ttl is not None and ttl <= 0:
-            self._last.pop(key, None)
-        else:
-            self._last[key] = (raw, token)
+            self._unavailable("set" if raw is not None or owner else "delete", key, exc)
+        return ""
 
-    def delete(self, key: str) -> None:
-        """Remove ``key``'s token (not its refresh lock)."""
-        token_key = (self._names.get(key) or self._key_names(key))[0]
-        self._last.pop(key, None)
+    def _take(self, key: str, owner: str) -> bool:
         try:
-            self._client.delete(token_key)
-        except self._errors as exc:
-            self._unavailable("delete", key, exc)
-
-    def exists(self, key: str) -> bool:
-        """True if Redis holds a value under ``key`` (whether or not it decodes)."""
-        token_key = (self._names.get(key) or self._key_names(key))[0]
-        try:
-            return bool(self._client.exists(token_key))
-        except self._errors as exc:
-            self._unavailable("exists", key, exc)
-            last = self._last.get(key)
-            return last is not None and last[1] is not None
-
-    @contextmanager
-    def refresh_lock(self, key: str, *, timeout: float) -> Iterator[None]:
-        """Hold the right to refresh ``key`` across every process using this Redis.
-
-        Re-entrant per thread. Raises :class:`~requestforge.TokenStorageError` if the lock is
-        not free within ``timeout`` seconds (real time, whatever the library clock says).
-        """
-        timeout = _lock_timeout(timeout)
-        held = self._holds(key)
-        if held is not None:
-            held.depth += 1
-            try:
-                yield
-            finally:
-                held.depth -= 1
-            return
-        lock_key = (self._names.get(key) or self._key_names(key))[1]
-        deadline = time.monotonic() + timeout
-        local = self._local_locks.get(key)
-        if not local.acquire(timeout=timeout):
-            raise TokenStorageError(
-                f"could not take the refresh lock for {key!r} within {timeout:g}s"
+            return bool(
+                self._client.set(self._key_names(key)[1], owner, nx=True, px=self._lease_ms)
             )
-        try:
-            owner = self._acquire(key, lock_key, deadline, timeout)
-            holds: dict[str, _Held] | None = getattr(self._held, "keys", None)
-            if holds is None:
-                holds = self._held.keys = {}
-            holds[key] = _Held(owner)
-            try:
-                yield
-            finally:
-                del holds[key]
-                if owner is not None:
-                    self._release_lock(key, lock_key, owner)
-        finally:
-            local.release()
+        except self._errors as exc:
+            self._unavailable("refresh_lock", key, exc)
+
+    def _give_back(self, key: str, owner: str) -> bool:
+        return bool(self._release_script(keys=[self._key_names(key)[1]], args=[owner]))
+
+    def _lock_busy(self, key: str, timeout: float) -> TokenStorageError:
+        return TokenStorageError(
+            f"could not take the refresh lock for {key!r} within {timeout:g}s: "
+            f"another process holds it at {self._where}"
+        )
+
+    def _check_key(self, key: str) -> None:
+        self._key_names(key)
 
     # -- lifecycle and display -------------------------------------------------------------
 
@@ -350,6 +247,8 @@ class RedisTokenStorage(TokenStorageInterface):
 
     # -- internals -------------------------------------------------------------------------
 
+    # -- internals -------------------------------------------------------------------------
+
     def _url_options(self, redis: Any) -> dict[str, Any]:
         """The timeouts of a client built from a URL, the same on every redis-py allowed
         (a ``socket_timeout=`` or ``socket_connect_timeout=`` in the URL's query wins). A
@@ -364,6 +263,9 @@ class RedisTokenStorage(TokenStorageInterface):
         }
 
     def _key_names(self, key: str) -> tuple[str, str]:
+        names = self._names.get(key)
+        if names is not None:
+            return names
         if not isinstance(key, str) or not key or any(c in key for c in "{}"):
             # A brace would change the hash tag that keeps a token and its lock in one slot.
             raise ConfigurationError(f"key must be a non-empty string without braces: {key!r}")
@@ -371,69 +273,9 @@ class RedisTokenStorage(TokenStorageInterface):
         self._names[key] = names
         return names
 
-    def _ttl_ms(self, token: TokenData) -> int | None:
-        if token.expires_at is None:
-            return None
-        now = (self._clock or get_default_clock()).now()
-        return math.ceil((token.expires_at - now).total_seconds() * 1000)
-
-    def _holds(self, key: str) -> _Held | None:
-        holds: dict[str, _Held] | None = getattr(self._held, "keys", None)
-        return None if holds is None else holds.get(key)
-
-    def _acquire(self, key: str, lock_key: str, deadline: float, timeout: float) -> str | None:
-        """Take the Redis lock and return its owner token; None when degraded to local."""
-        owner = secrets.token_hex(16)
-        degraded = False
-
-        def take() -> bool:
-            nonlocal degraded
-            try:
-                return bool(self._client.set(lock_key, owner, nx=True, px=self._lease_ms))
-            except self._errors as exc:
-                self._unavailable("refresh_lock", key, exc)
-                degraded = True
-                return True
-
-        if not _poll_for_lock(take, deadline, self.LOCK_POLL_INITIAL, self.LOCK_POLL_MAX):
-            raise TokenStorageError(
-                f"could not take the refresh lock for {key!r} within {timeout:g}s: "
-                f"another process holds it at {self._where}"
-            )
-        return None if degraded else owner
-
-    def _release_lock(self, key: str, lock_key: str, owner: str) -> None:
-        """Compare-and-delete; never raises, since the lease ends the lock anyway."""
-        try:
-            released = self._release(keys=[lock_key], args=[owner])
-        except self._errors as exc:
-            logger.warning(
-                "could not release the refresh lock for %r at %s (%s); it expires within %gs",
-                key,
-                self._where,
-                type(exc).__name__,
-                self._lease,
-            )
-            return
-        if not released:
-            logger.warning(
-                "the refresh lock for %r outlived its lease of %gs before it was released; "
-                "raise lock_lease if token fetches take this long",
-                key,
-                self._lease,
-            )
-
-    def _log_fenced(self, key: str, *, taken: bool) -> None:
-        logger.warning(
-            "the refresh lock for %r ran out after its lease of %gs and %s; the token fetched "
-            "under it was not stored, so it cannot overwrite a newer one",
-            key,
-            self._lease,
-            "another process holds it now" if taken else "nobody holds it now",
-        )
-
-    def _unavailable(self, operation: str, key: str, exc: Exception) -> None:
-        """Raise ``TokenStorageError`` for a Redis failure, or log it when degrading to local."""
+    def _unavailable(self, operation: str, key: str, exc: Exception) -> NoReturn:
+        """Raise ``TokenStorageError`` for a Redis failure, or log it and raise
+        :class:`Unavailable` when degrading to this process's own copy."""
         if self._on_unavailable == "raise" or isinstance(exc, self._fatal):
             raise TokenStorageError(
                 f"Redis {operation} for {key!r} failed at {self._where}: {type(exc).__name__}"
@@ -442,7 +284,7 @@ class RedisTokenStorage(TokenStorageInterface):
         with self._warn_lock:
             if now - self._warned_at < self.UNAVAILABLE_WARNING_INTERVAL:
                 self._suppressed += 1
-                return
+                raise Unavailable from exc
             self._warned_at, suppressed, self._suppressed = now, self._suppressed, 0
         logger.warning(
             "Redis at %s is unavailable (%s during %s); using this process's own tokens and "
@@ -452,6 +294,7 @@ class RedisTokenStorage(TokenStorageInterface):
             operation,
             suppressed,
         )
+        raise Unavailable from exc
 
 
 def _import_redis() -> Any:

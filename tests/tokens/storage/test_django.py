@@ -214,6 +214,42 @@ def test_unchanged_value_reads_as_the_same_object(forge_clock: FakeClock) -> Non
 
 
 @pytest.mark.usefixtures("locmem_cache")
+@pytest.mark.parametrize(("near", "expected"), [(True, 0), (False, 1000)])
+def test_cached_get_token_reads_the_cache_only_without_near_cache(
+    monkeypatch: pytest.MonkeyPatch, near: bool, expected: int
+) -> None:
+    """With the near cache, 1,000 get_token() calls on a valid token read the Django cache
+    not once; without it, once each."""
+    reads: list[str] = []
+    real_get = locmem.LocMemCache.get
+
+    def counting_get(self: Any, key: str, default: Any = None, version: Any = None) -> Any:
+        reads.append(key)
+        return real_get(self, key, default, version)
+
+    storage = DjangoCacheTokenStorage(near_cache=near)
+    manager = TokenManager(FakeTokenProvider(), storage, cache_key="k")
+    token = manager.get_token()
+    monkeypatch.setattr(locmem.LocMemCache, "get", counting_get)
+    assert all(manager.get_token() is token for _ in range(1000))
+    assert len(reads) == expected
+
+
+@pytest.mark.usefixtures("locmem_cache")
+def test_a_401_re_reads_the_cache_before_fetching() -> None:
+    """refresh(rejected) asks the cache first: a token another storage (process) renewed
+    is taken instead of a second fetch."""
+    provider = FakeTokenProvider()
+    ours = TokenManager(provider, DjangoCacheTokenStorage(), cache_key="k")
+    theirs = TokenManager(provider, DjangoCacheTokenStorage(), cache_key="k")
+    revoked = ours.get_token()
+    renewed = theirs.refresh(revoked)
+    assert ours.get_token() is revoked  # the near copy, until the 401
+    assert ours.refresh(revoked) == renewed
+    assert provider.fetch_count == 2
+
+
+@pytest.mark.usefixtures("locmem_cache")
 def test_ttl_is_seconds_to_expiry_rounded_up(
     forge_clock: FakeClock, cache_time: list[float]
 ) -> None:
@@ -547,7 +583,7 @@ def test_set_after_a_lost_lease_is_skipped(
             fast.set("k", newer)
         slow.set("k", older)
     assert DjangoCacheTokenStorage().get("k") == newer
-    assert "not storing the token for 'k'" in caplog.text
+    assert "the token fetched under it was not stored" in caplog.text
 
 
 @pytest.mark.usefixtures("locmem_cache")

@@ -291,6 +291,107 @@ def test_get_is_one_round_trip(forge_redis: RedisServer) -> None:
         client.close()
 
 
+# -- the near cache --------------------------------------------------------------------------
+
+
+def test_near_cache_must_be_a_bool(client: redis.Redis) -> None:
+    """near_cache takes True or False only, at construction."""
+    with pytest.raises(ConfigurationError, match="near_cache"):
+        RedisTokenStorage(client, near_cache=1)  # type: ignore[arg-type]
+
+
+def test_cached_get_token_sends_no_command(forge_redis: RedisServer) -> None:
+    """With the near cache, 1,000 get_token() calls on a valid token send no command; without
+    it each sends one GET."""
+    client = CountingRedis(host=forge_redis.host, port=forge_redis.port)
+    try:
+        for near, expected in ((True, 0), (False, 1000)):
+            storage = RedisTokenStorage(client, near_cache=near)
+            manager = TokenManager(FakeTokenProvider(), storage, cache_key=f"near-{near}")
+            token = manager.get_token()
+            client.commands.clear()
+            assert all(manager.get_token() is token for _ in range(1000))
+            assert client.commands.count("GET") == expected
+            assert len(client.commands) == expected
+    finally:
+        client.close()
+
+
+def test_near_copy_is_read_again_in_the_refresh_window(
+    forge_redis: RedisServer, forge_clock: FakeClock
+) -> None:
+    """A process serves its near copy until the refresh window, then finds the token another
+    process renewed in Redis, with one GET and no fetch."""
+    client = CountingRedis(host=forge_redis.host, port=forge_redis.port)
+    provider = FakeTokenProvider(lifetime=3600)
+    try:
+        ours = TokenManager(provider, RedisTokenStorage(client), cache_key=KEY)
+        theirs = TokenManager(provider, RedisTokenStorage(forge_redis.url), cache_key=KEY)
+        first = ours.get_token()
+        client.commands.clear()
+        forge_clock.advance(3600 - 400)
+        assert ours.get_token() is first
+        forge_clock.advance(200)  # inside the 300 s refresh window
+        renewed = theirs.refresh()  # another process got there first
+        assert client.commands == []
+        assert ours.get_token() == renewed
+        assert client.commands == ["GET"]
+        assert provider.fetch_count == 2
+    finally:
+        client.close()
+
+
+def test_a_401_re_reads_redis_before_fetching(forge_redis: RedisServer) -> None:
+    """refresh(rejected) asks Redis first: a token another process already renewed is taken
+    instead of a second fetch, and becomes the near copy."""
+    provider = FakeTokenProvider()
+    ours = TokenManager(provider, RedisTokenStorage(forge_redis.url), cache_key=KEY)
+    theirs = TokenManager(provider, RedisTokenStorage(forge_redis.url), cache_key=KEY)
+    revoked = ours.get_token()
+    renewed = theirs.refresh(revoked)
+    assert ours.get_token() is revoked  # not seen before the 401
+    assert ours.refresh(revoked) == renewed
+    assert ours.get_token() == renewed
+    assert provider.fetch_count == 2
+
+
+def test_invalidate_drops_the_near_copy(forge_redis: RedisServer) -> None:
+    """After invalidate() the next get_token() fetches: the near copy went with the key."""
+    provider = FakeTokenProvider()
+    manager = TokenManager(provider, RedisTokenStorage(forge_redis.url), cache_key=KEY)
+    first = manager.get_token()
+    manager.invalidate()
+    assert manager.get_token() != first
+    assert provider.fetch_count == 2
+
+
+def test_a_slow_read_does_not_put_back_an_older_value(storage: RedisTokenStorage) -> None:
+    """A read that started before a write publishes nothing, so the near copy never goes
+    back to a value older than one this process wrote."""
+    older, newer = _real_token("older"), _real_token("newer")
+    storage.set(KEY, older)
+    reading = threading.Event()
+    resume = threading.Event()
+    real_read = storage._read
+
+    def slow_read(key: str, operation: str) -> Any:
+        raw = real_read(key, operation)
+        reading.set()
+        assert resume.wait(30)
+        return raw
+
+    storage._near = {}  # as in a process that has not read it yet
+    storage._read = slow_read  # type: ignore[method-assign]
+    reader = threading.Thread(target=storage.get, args=(KEY,))
+    reader.start()
+    assert reading.wait(30)
+    storage._read = real_read  # type: ignore[method-assign]
+    storage.set(KEY, newer)  # written while the read of "older" is in flight
+    resume.set()
+    reader.join()
+    assert storage.cached(KEY) == newer
+
+
 FOREIGN_VALUES = {
     "not json": b"secret-abc not json",
     "not utf-8": b"\xff\xfesecret-abc",
@@ -543,12 +644,13 @@ def test_fencing_keeps_a_late_holder_from_overwriting(
 def test_managers_on_two_storages_fetch_once_per_round(
     forge_redis: RedisServer, forge_stress: StressRunner
 ) -> None:
-    """Two managers on two storages of one Redis (as in two processes) fetch once per round."""
+    """Two managers on two storages of one Redis (as in two processes) fetch once per round,
+    without near caches, so that every caller sees the round's deletion at once."""
     provider = FakeTokenProvider(latency=0.005)
     with forge_redis.client() as first, forge_redis.client() as second:
         managers = [
-            TokenManager(provider, RedisTokenStorage(first), cache_key=KEY),
-            TokenManager(provider, RedisTokenStorage(second), cache_key=KEY),
+            TokenManager(provider, RedisTokenStorage(first, near_cache=False), cache_key=KEY),
+            TokenManager(provider, RedisTokenStorage(second, near_cache=False), cache_key=KEY),
         ]
         turn = itertools.count()
 
