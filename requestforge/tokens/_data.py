@@ -106,7 +106,14 @@ class TokenData:
     @property
     def is_expired(self) -> bool:
         """True once ``expires_at`` has passed on the default clock (no leeway)."""
-        return self.expires_at is not None and get_default_clock().now() >= self.expires_at
+        return self.expired()
+
+    def expired(self, *, clock: Clock | None = None) -> bool:
+        """True once ``expires_at`` has passed on ``clock`` (the default clock if None), with
+        no leeway: the one notion of "still valid", for a token nothing better replaces."""
+        return (
+            self.expires_at is not None and (clock or get_default_clock()).now() >= self.expires_at
+        )
 
     def expires_in(self, *, clock: Clock | None = None) -> float | None:
         """Seconds until ``expires_at`` (negative once expired), or None if it never expires."""

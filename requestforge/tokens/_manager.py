@@ -152,11 +152,10 @@ class TokenManager:
         """Return a valid token, fetching or refreshing it first if it is missing or stale."""
         token = self._storage.cached(self._key)
         hot = self._hot
-        if token is not None and token is hot[0]:
-            clock = self._clock or get_default_clock()
-            if clock is hot[1] and clock.monotonic() < hot[2]:
-                return token
-        return self._get_slow(token)
+        clock = self._clock or get_default_clock()  # resolved once per call, passed down
+        if token is not None and token is hot[0] and clock is hot[1] and clock.monotonic() < hot[2]:
+            return token
+        return self._get_slow(token, clock)
 
     def refresh(self, rejected: TokenData | str | None = None) -> TokenData:
         """Fetch a new token now, or, given the token a server ``rejected``, only if it is
@@ -170,15 +169,15 @@ class TokenManager:
             rejected = rejected.access_token
         if rejected is not None and not isinstance(rejected, str):
             raise TypeError(f"rejected must be a TokenData, a string or None, got {rejected!r}")
+        clock = self._clock or get_default_clock()
         current = self._storage.get(self._key)
-        if (
-            rejected is not None
-            and current is not None
-            and current.access_token != rejected
-            and not self._needs_fetch(current, self._clock or get_default_clock())
+        if rejected is not None and self._usable(
+            current, clock, proactive=False, rejected=rejected
         ):
             return current
-        return self._obtain(current, proactive=False, rejected=rejected, force=rejected is None)
+        return self._obtain(
+            current, clock, proactive=False, rejected=rejected, force=rejected is None
+        )
 
     def record_resend(self, token: TokenData | str, *, accepted: bool) -> None:
         """Report how the API answered a resend with ``token``, the token that replaced a
@@ -228,16 +227,15 @@ class TokenManager:
 
     # -- the slow path -------------------------------------------------------------------
 
-    def _get_slow(self, token: TokenData | None) -> TokenData:
-        clock = self._clock or get_default_clock()
+    def _get_slow(self, token: TokenData | None, clock: Clock) -> TokenData:
         if token is not None:
             refresh_at, stale_at = self._thresholds(token, clock)
             now = clock.monotonic()
             if now < refresh_at:
                 return token
             if now < stale_at:
-                return self._obtain(token, proactive=True)
-        return self._obtain(token, proactive=False)
+                return self._obtain(token, clock, proactive=True)
+        return self._obtain(token, clock, proactive=False)
 
     def _thresholds(self, token: TokenData, clock: Clock) -> tuple[float, float]:
         """When ``token`` enters the refresh window and when it goes stale, as monotonic times."""
@@ -267,13 +265,13 @@ class TokenManager:
     def _obtain(
         self,
         stale: TokenData | None,
+        clock: Clock,
         *,
         proactive: bool,
         rejected: str | None = None,
         force: bool = False,
     ) -> TokenData:
         """Lead a fetch, or join the one in flight; see the module docstring."""
-        clock = self._clock or get_default_clock()
         backing_off: BaseException | None = None
         # Only a still-usable token that was rejected as such can be held back.
         holdable = (
@@ -298,16 +296,16 @@ class TokenManager:
                 else:
                     flight = self._flight = _Flight()
         if flight is None:
-            if stale is not None and (proactive or _valid(stale, clock)):
+            if stale is not None and (proactive or not stale.expired(clock=clock)):
                 return stale
             raise backing_off or TokenError(f"token fetch for {self._key!r} is backing off")
         if not leader:
             if proactive and stale is not None:
                 return stale
-            return self._wait_for(flight, stale)
-        return self._lead(flight, stale, proactive=proactive, rejected=rejected, force=force)
+            return self._wait_for(flight, stale, clock)
+        return self._lead(flight, stale, clock, proactive=proactive, rejected=rejected, force=force)
 
-    def _wait_for(self, flight: _Flight, stale: TokenData | None) -> TokenData:
+    def _wait_for(self, flight: _Flight, stale: TokenData | None, clock: Clock) -> TokenData:
         if not flight.wait(self._wait_timeout):
             raise TokenError(
                 f"timed out after {self._wait_timeout:g}s waiting for another caller's "
@@ -315,7 +313,7 @@ class TokenManager:
             )
         if flight.token is not None:
             return flight.token
-        if stale is not None and _valid(stale, self._clock or get_default_clock()):
+        if stale is not None and not stale.expired(clock=clock):
             return stale
         raise flight.error or TokenError(f"token fetch for {self._key!r} failed")
 
@@ -323,17 +321,19 @@ class TokenManager:
         self,
         flight: _Flight,
         stale: TokenData | None,
+        clock: Clock,
         *,
         proactive: bool,
         rejected: str | None,
         force: bool,
     ) -> TokenData:
         try:
-            token = self._fetch_under_lock(proactive=proactive, rejected=rejected, force=force)
+            token = self._fetch_under_lock(
+                clock, proactive=proactive, rejected=rejected, force=force
+            )
         except BaseException as exc:
-            self._settle(flight, None, exc)
-            clock = self._clock or get_default_clock()
-            if isinstance(exc, Exception) and stale is not None and _valid(stale, clock):
+            self._settle(flight, None, exc, clock)
+            if isinstance(exc, Exception) and stale is not None and not stale.expired(clock=clock):
                 logger.warning(
                     "token refresh for %r failed (%s); serving the current token until it "
                     "expires at %s",
@@ -343,13 +343,12 @@ class TokenManager:
                 )
                 return stale
             raise
-        self._settle(flight, token, None)
+        self._settle(flight, token, None, clock)
         return token
 
     def _settle(
-        self, flight: _Flight, token: TokenData | None, error: BaseException | None
+        self, flight: _Flight, token: TokenData | None, error: BaseException | None, clock: Clock
     ) -> None:
-        clock = self._clock or get_default_clock()
         with self._state_lock:
             self._flight = None
             if error is None:
@@ -363,8 +362,9 @@ class TokenManager:
             error = TokenError(f"the token fetch for {self._key!r} was interrupted")
         flight.settle(token, error)
 
-    def _fetch_under_lock(self, *, proactive: bool, rejected: str | None, force: bool) -> TokenData:
-        clock = self._clock or get_default_clock()
+    def _fetch_under_lock(
+        self, clock: Clock, *, proactive: bool, rejected: str | None, force: bool
+    ) -> TokenData:
         if rejected is None and not force:
             # The caller's token may be a near copy: another process may have renewed it
             # already, and one read is cheaper than a round of the shared lock.
@@ -413,8 +413,3 @@ class TokenManager:
             # RFC 6749 section 6: the server may keep the old refresh token valid.
             token = replace(token, refresh_token=current.refresh_token)
         return token
-
-
-def _valid(token: TokenData, clock: Clock) -> bool:
-    """Not yet past ``expires_at``, leeway aside: still worth sending when nothing better exists."""
-    return token.expires_at is None or clock.now() < token.expires_at

@@ -295,14 +295,18 @@ class TokenFetchPipeline:
         """The step's cached token, or a new one fetched by one caller at a time."""
         generations[step.name] = self._generation(step.name)  # before reading the cache
         seen = self._storage.get(step.key)
-        if seen is not None and not force and _fresh(seen, clock):
+        if seen is not None and not force and not seen.expired(clock=clock):
             return seen
         with self._storage.refresh_lock(step.key, timeout=self._lock_timeout):
             generations[step.name] = self._generation(step.name)
             current = self._storage.get(step.key)
             # Whoever held the lock before us has usually just stored a fresh token; a
             # forced refresh accepts it too, as long as it is not the one it meant to replace.
-            if current is not None and _fresh(current, clock) and not (force and current == seen):
+            if (
+                current is not None
+                and not current.expired(clock=clock)
+                and not (force and current == seen)
+            ):
                 return current
             token = step.fetcher.fetch(context)
             if not isinstance(token, TokenData):
@@ -400,10 +404,6 @@ class PipelineTokenProvider(TokenProviderInterface):
 
     def __repr__(self) -> str:
         return f"PipelineTokenProvider({self._pipeline!r}, service_name={self._service_name!r})"
-
-
-def _fresh(token: TokenData, clock: Clock) -> bool:
-    return token.expires_at is None or clock.now() < token.expires_at
 
 
 def _capped(token: TokenData, ttl: float | None, now: datetime) -> TokenData:

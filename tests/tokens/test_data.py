@@ -82,6 +82,18 @@ def test_is_expired_reads_the_default_clock(forge_clock: FakeClock) -> None:
     assert token.is_expired
 
 
+def test_expired_reads_the_clock_it_is_given(forge_clock: FakeClock) -> None:
+    """expired(clock=) judges by that clock, whatever the default clock says; a token
+    without expires_at never expires."""
+    own = FakeClock(forge_clock.now())
+    token = TokenData(access_token="a", expires_at=own.now() + timedelta(seconds=60))
+    own.advance(60)
+    assert token.expired(clock=own)
+    assert not token.expired()  # the default clock, forge_clock, has not moved
+    assert not token.is_expired
+    assert not TokenData(access_token="a").expired(clock=own)
+
+
 def test_expires_in_and_lifetime(forge_clock: FakeClock) -> None:
     """expires_in counts down on the clock; lifetime is fixed from issue to expiry."""
     now = forge_clock.now()

@@ -49,6 +49,9 @@ _UNREADABLE: Final = (
     ValueError,
     RecursionError,
 )
+#: Memcached refuses longer keys; Django's memcached backends check the whole key, with
+#: its KEY_PREFIX and version in front.
+_MEMCACHED_MAX_KEY_LENGTH: Final = 250
 #: Anything Memcached refuses in a key (it warns on every other backend).
 _UNSAFE_KEY_CHARS: Final = re.compile(r"[^\x21-\x7e]")
 
@@ -60,6 +63,7 @@ class _Cache(Protocol):
     def set(self, key: str, value: Any, timeout: float | None = ...) -> None: ...
     def add(self, key: str, value: Any, timeout: float | None = ...) -> bool: ...
     def delete(self, key: str) -> bool: ...
+    def make_key(self, key: str, version: int | None = None) -> str: ...
 
 
 class DjangoCacheTokenStorage(SharedTokenStorage):
@@ -237,9 +241,14 @@ class DjangoCacheTokenStorage(SharedTokenStorage):
             )
 
     def _cache_key(self, kind: str, key: str) -> str:
-        """``<prefix>:<kind>:<key>``, or a digest of ``key`` if Memcached would refuse that."""
+        """``<prefix>:<kind>:<key>``, or a digest of ``key`` if Memcached would refuse that
+        once Django has put its KEY_PREFIX and version in front."""
         plain = f"{self._prefix}:{kind}:{key}"
-        if len(plain) <= self.MAX_PLAIN_KEY_LENGTH and not _UNSAFE_KEY_CHARS.search(plain):
+        if (
+            len(plain) <= self.MAX_PLAIN_KEY_LENGTH
+            and not _UNSAFE_KEY_CHARS.search(plain)
+            and len(self._cache().make_key(plain)) <= _MEMCACHED_MAX_KEY_LENGTH
+        ):
             return plain
         return f"{self._prefix}:{kind}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
