@@ -40,3 +40,18 @@ def in_threads(count: int, work: Callable[[], T]) -> list[T]:
     if errors:
         raise errors[0]
     return cast("list[T]", results)  # every slot is filled: no thread raised
+
+
+def while_held(lock: threading.RLock | threading.Lock, work: Callable[[], T]) -> T:
+    """``work()``'s result, run in another thread while this one holds ``lock``; fails the
+    test if it has not returned within 30 s (it waited for the lock)."""
+    results: list[T] = []
+    with lock:
+        worker = threading.Thread(target=lambda: results.append(work()))
+        worker.start()
+        worker.join(timeout=30)
+        blocked = worker.is_alive()
+    worker.join()
+    assert not blocked, "the call waited for the lock"
+    assert results, "the call raised (see the thread's traceback above)"
+    return results[0]

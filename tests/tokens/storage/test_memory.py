@@ -19,6 +19,7 @@ from requestforge import (
     TokenStorageInterface,
 )
 from requestforge.tokens.storage._memory import _DictTokenStorage
+from tests.threads import while_held
 
 A = TokenData(access_token="token-a")
 B = TokenData(access_token="token-b")
@@ -55,26 +56,13 @@ def test_in_memory_repr_lists_keys_not_tokens() -> None:
     assert "s3cr3t" not in repr(storage)
 
 
-def _while_write_lock_held(storage: InMemoryTokenStorage, read: Any) -> Any:
-    """Call ``read()`` in a thread while this thread holds the storage's write lock."""
-    out: list[Any] = []
-    with storage._lock:  # what a set() or delete() in progress holds
-        reader = threading.Thread(target=lambda: out.append(read()))
-        reader.start()
-        reader.join(timeout=30)
-        blocked = reader.is_alive()
-    reader.join()
-    assert not blocked, "the read waited for the write lock"
-    return out[0]
-
-
 def test_in_memory_reads_take_no_lock() -> None:
     """get and exists answer while another thread holds the write lock."""
     storage = InMemoryTokenStorage()
     storage.set("k", A)
-    assert _while_write_lock_held(storage, lambda: storage.get("k")) is A
-    assert _while_write_lock_held(storage, lambda: storage.exists("k")) is True
-    assert _while_write_lock_held(storage, lambda: storage.cached("k")) is A
+    assert while_held(storage._lock, lambda: storage.get("k")) is A
+    assert while_held(storage._lock, lambda: storage.exists("k")) is True
+    assert while_held(storage._lock, lambda: storage.cached("k")) is A
 
 
 def test_in_memory_writes_publish_a_new_dict() -> None:
