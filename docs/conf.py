@@ -95,11 +95,19 @@ def _public_bases(app: Sphinx, name: str, obj: object, options: object, bases: l
     while pending:
         base = pending.pop(0)
         origin = getattr(base, "__origin__", base)  # _Helper[T] is an alias of _Helper
-        if origin.__name__.startswith("_"):
+        if origin.__name__.startswith("_") or _unexported(origin):
             pending[:0] = [b for b in origin.__bases__ if b is not object]
         elif base not in public:
             public.append(base)
     bases[:] = public or [object]
+
+
+def _unexported(cls: type) -> bool:
+    """A class of this project that its package does not export (a shared private base)."""
+    package = cls.__module__.partition(".")[0]
+    if package not in {"requestforge", "requestforge_testing"}:
+        return False
+    return cls.__name__ not in importlib.import_module(package).__all__
 
 
 def _parseable_signature(  # noqa: PLR0917 - the signature Sphinx calls it with

@@ -26,6 +26,7 @@ from requestforge_testing._cassettes import ForgeCassette
 from requestforge_testing._clock import FakeClock, ForgeClockWarning
 from requestforge_testing._fetchers import FakeTokenFetcher
 from requestforge_testing._known import KnownSecrets
+from requestforge_testing._memcached import MemcachedServer
 from requestforge_testing._oauth_server import OAuthServer, RecordedTokenRequest
 from requestforge_testing._providers import (
     FakeTokenProvider,
@@ -34,6 +35,8 @@ from requestforge_testing._providers import (
 )
 from requestforge_testing._proxy import ProxyServer
 from requestforge_testing._redis import RedisServer
+from requestforge_testing._redis_cluster import RedisClusterDeployment
+from requestforge_testing._redis_sentinel import RedisSentinel, RedisSentinelDeployment
 from requestforge_testing._servers import UNSET, ApiServer, RecordedRequest, Reply
 from requestforge_testing._stress import (
     ForgeStressWarning,
@@ -62,12 +65,16 @@ __all__ = [
     "ForgeClockWarning",
     "ForgeStressWarning",
     "KnownSecrets",
+    "MemcachedServer",
     "MissingCassetteError",
     "OAuthServer",
     "ProviderCall",
     "ProxyServer",
     "RecordedRequest",
     "RecordedTokenRequest",
+    "RedisClusterDeployment",
+    "RedisSentinel",
+    "RedisSentinelDeployment",
     "RedisServer",
     "Reply",
     "StressCounter",
@@ -87,14 +94,24 @@ if find_spec("pytest") is not None:
         forge_cassette,
         forge_clean_environment,
         forge_clock,
+        forge_memcached,
+        forge_memcached_server,
         forge_oauth_server,
         forge_oauth_server_session,
         forge_proxy,
         forge_proxy_server,
         forge_redis,
+        forge_redis_acl,
+        forge_redis_acl_server,
         forge_redis_cluster,
+        forge_redis_cluster_deployment,
         forge_redis_cluster_server,
+        forge_redis_sentinel,
+        forge_redis_sentinel_deployment,
         forge_redis_server,
+        forge_redis_sharded_cluster,
+        forge_redis_tls,
+        forge_redis_tls_server,
         forge_responses,
         forge_secrets,
         forge_tls,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import secrets
 from collections.abc import Generator, Iterator
 from importlib.util import find_spec
 from pathlib import Path
@@ -21,10 +22,13 @@ from requestforge_testing._cassettes import ForgeCassette
 from requestforge_testing._clock import FakeClock
 from requestforge_testing._env import ci_is_set, missing_testing_extra, testing_extra_hint
 from requestforge_testing._known import KnownSecrets
+from requestforge_testing._memcached import MemcachedServer
 from requestforge_testing._oauth_server import OAuthServer
 from requestforge_testing._providers import FakeTokenProvider, FakeTokenProviderFactory
 from requestforge_testing._proxy import ProxyServer
 from requestforge_testing._redis import RedisServer
+from requestforge_testing._redis_cluster import RedisClusterDeployment
+from requestforge_testing._redis_sentinel import RedisSentinel, RedisSentinelDeployment
 from requestforge_testing._servers import ApiServer
 from requestforge_testing._stress import DEFAULTS as STRESS_DEFAULTS
 from requestforge_testing._stress import StressRunner, forge_stress, run_stress_marker
@@ -262,14 +266,24 @@ __all__ = [
     "forge_cassette",
     "forge_clean_environment",
     "forge_clock",
+    "forge_memcached",
+    "forge_memcached_server",
     "forge_oauth_server",
     "forge_oauth_server_session",
     "forge_proxy",
     "forge_proxy_server",
     "forge_redis",
+    "forge_redis_acl",
+    "forge_redis_acl_server",
     "forge_redis_cluster",
+    "forge_redis_cluster_deployment",
     "forge_redis_cluster_server",
+    "forge_redis_sentinel",
+    "forge_redis_sentinel_deployment",
     "forge_redis_server",
+    "forge_redis_sharded_cluster",
+    "forge_redis_tls",
+    "forge_redis_tls_server",
     "forge_responses",
     "forge_stress_fixture",
     "forge_tls",
@@ -355,12 +369,19 @@ def forge_proxy(forge_proxy_server: ProxyServer) -> ProxyServer:
     return forge_proxy_server
 
 
-def _start_redis(*, cluster: bool) -> RedisServer:
-    """A new RedisServer, or a skip (a failure under CI) saying what to install."""
+def _need_redis(*, sentinel: bool = False) -> None:
+    """A skip (a failure under CI) saying what to install, unless Redis can be started."""
     if not RedisServer.available():
         _skip_or_fail(RedisServer._not_found())
+    elif sentinel and not RedisSentinel.available():
+        _skip_or_fail(RedisSentinel._not_found())
     elif find_spec("redis") is None:
         _skip_or_fail("the redis package is missing: pip install requestforge[redis]")
+
+
+def _start_redis(*, cluster: bool) -> RedisServer:
+    """A new RedisServer, or a skip (a failure under CI) saying what to install."""
+    _need_redis()
     return RedisServer(cluster=cluster)
 
 
@@ -390,6 +411,89 @@ def forge_redis_cluster(forge_redis_cluster_server: RedisServer) -> RedisServer:
     """The session's single-node cluster, flushed first; ``cluster_client()`` connects to it."""
     forge_redis_cluster_server.flushall()
     return forge_redis_cluster_server
+
+
+@pytest.fixture(scope="session")
+def forge_redis_tls_server(forge_tls: CertificateAuthority) -> Iterator[RedisServer]:
+    """One ``redis-server`` for the session that speaks TLS only, with ``forge_tls``'s
+    server certificate: ``url`` is ``rediss://...?ssl_ca_certs=<forge_tls.ca_bundle>``."""
+    _need_redis()
+    with RedisServer(tls=forge_tls) as server:
+        yield server
+
+
+@pytest.fixture
+def forge_redis_tls(forge_redis_tls_server: RedisServer) -> RedisServer:
+    """The session's TLS Redis, flushed first like forge_redis."""
+    forge_redis_tls_server.flushall()
+    return forge_redis_tls_server
+
+
+@pytest.fixture(scope="session")
+def forge_redis_acl_server() -> Iterator[RedisServer]:
+    """One ``redis-server`` for the session with one ACL user (``username``, a random
+    ``password``) and the default user disabled; ``url`` carries the credentials."""
+    _need_redis()
+    with RedisServer(username="forge-user", password=secrets.token_urlsafe(24)) as server:
+        yield server
+
+
+@pytest.fixture
+def forge_redis_acl(forge_redis_acl_server: RedisServer) -> RedisServer:
+    """The session's ACL Redis, flushed first like forge_redis."""
+    forge_redis_acl_server.flushall()
+    return forge_redis_acl_server
+
+
+@pytest.fixture(scope="session")
+def forge_redis_sentinel_deployment() -> Iterator[RedisSentinelDeployment]:
+    """One Sentinel deployment for the session (a master, a replica, three sentinels);
+    skipped (failed under CI) without ``redis-sentinel``. Tests may fail it over."""
+    _need_redis(sentinel=True)
+    with RedisSentinelDeployment() as deployment:
+        yield deployment
+
+
+@pytest.fixture
+def forge_redis_sentinel(
+    forge_redis_sentinel_deployment: RedisSentinelDeployment,
+) -> RedisSentinelDeployment:
+    """The session's Sentinel deployment, flushed first (on whichever server is master)."""
+    forge_redis_sentinel_deployment.flushall()
+    return forge_redis_sentinel_deployment
+
+
+@pytest.fixture(scope="session")
+def forge_redis_cluster_deployment() -> Iterator[RedisClusterDeployment]:
+    """One Redis Cluster of three masters for the session. Tests may migrate slots."""
+    _need_redis()
+    with RedisClusterDeployment() as deployment:
+        yield deployment
+
+
+@pytest.fixture
+def forge_redis_sharded_cluster(
+    forge_redis_cluster_deployment: RedisClusterDeployment,
+) -> RedisClusterDeployment:
+    """The session's three-master cluster, every node flushed first."""
+    forge_redis_cluster_deployment.flushall()
+    return forge_redis_cluster_deployment
+
+
+@pytest.fixture(scope="session")
+def forge_memcached_server() -> Iterator[MemcachedServer]:
+    """One throwaway ``memcached`` for the session; skipped (failed under CI) without one."""
+    if not MemcachedServer.available():
+        _skip_or_fail(MemcachedServer._not_found())
+    with MemcachedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def forge_memcached(forge_memcached_server: MemcachedServer) -> MemcachedServer:
+    """The session's memcached, flushed first so no item leaks in from another test."""
+    forge_memcached_server.flushall()
+    return forge_memcached_server
 
 
 #: What requests reads from the environment besides NETRC, deleted in either case by

@@ -314,7 +314,11 @@ def _describe(client: Redis | RedisCluster) -> str:
         kwargs = pool.connection_kwargs
         if "path" in kwargs:
             return f"unix://{kwargs['path']}"
-        return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/" + str(
+        service = getattr(pool, "service_name", None)
+        if service is not None:  # a Sentinel pool: the master's address changes on failover
+            return f"redis-sentinel://{service}/{kwargs.get('db', 0)}"
+        scheme = "rediss" if "SSL" in getattr(pool, "connection_class", type).__name__ else "redis"
+        return f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/" + str(
             kwargs.get("db", 0)
         )
     node = client.get_default_node() if hasattr(client, "get_default_node") else None
