@@ -1,15 +1,20 @@
-"""Client overhead: the same requests through a bare requests.Session and through HttpClient.
+"""Client overhead: the same requests through HttpClient, a bare requests.Session, httpx.Client
+and a raw urllib3.PoolManager.
 
 The API server runs in a child process so its work does not compete with the clients for
 this process's GIL. The clients send the same requests, each over its own keep-alive
 connection, taking turns in blocks (in a rotating order) so drift in the machine affects
 them equally. HttpClient has hooks and a retry strategy configured, none of them triggered.
-Target: HttpClient / requests.Session <= 1.0, wall and client CPU.
+Targets: HttpClient / requests.Session <= 1.0 and HttpClient / httpx.Client <= 1.0, wall
+and client CPU; raw urllib3 (a ``PoolManager.request`` reading the body, no environment, no
+cookies, no redirects) is the floor under every client built on it, and each row's ratio to
+it is printed.
 
 A stock session reads the environment (proxy variables, NO_PROXY, CA bundle variables,
 .netrc) on every request; HttpClient's sessions read it once per host. The third row, a
-session with ``trust_env = False``, does no such lookups at all: it is the floor, and
-HttpClient's distance to it is the cost of HttpClient's own code.
+session with ``trust_env = False``, does no such lookups at all: it is requests' own floor
+(what a stock session costs at best). ``httpx.Client`` is built
+with its defaults (``trust_env`` on: it reads the environment once, when it is built).
 
 Run: ``.venv/bin/python benchmarks/bench_client.py [--requests N] [--rounds R]``
 """
@@ -23,7 +28,9 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
+import httpx
 import requests
+import urllib3
 
 from requestforge import (
     CorrelationIdHook,
@@ -40,6 +47,8 @@ from requestforge_testing import ApiServer, Reply
 BARE = "requests.Session"
 OURS = "HttpClient"
 FLOOR = "requests.Session, trust_env=False"
+HTTPX = "httpx.Client"
+RAW = "urllib3.PoolManager"
 
 
 def serve(conn: Connection) -> None:
@@ -85,10 +94,14 @@ def main() -> None:
     floor = requests.Session()
     floor.trust_env = False
     client = HttpClient(config)
+    rival = httpx.Client(timeout=30)
+    raw = urllib3.PoolManager(retries=False, timeout=30)
     senders: dict[str, Callable[[], object]] = {
         BARE: lambda: bare.get(url, timeout=30).content,
         OURS: lambda: client.get("/bench"),
         FLOOR: lambda: floor.get(url, timeout=30).content,
+        HTTPX: lambda: rival.get(url).content,
+        RAW: lambda: raw.request("GET", url).data,
     }
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in senders}
     try:
@@ -104,6 +117,8 @@ def main() -> None:
         bare.close()
         floor.close()
         client.close()
+        rival.close()
+        raw.clear()
         parent.send("stop")
         server.join(timeout=10)
 
@@ -113,14 +128,24 @@ def main() -> None:
 
     total = args.requests * args.rounds
     print(f"{total} requests each over loopback, {args.rounds} rotating rounds (median)")
-    print(f"  {'':<34} {'wall us/req':>12} {'client CPU us/req':>18}")
+    print(f"  {'':<44} {'wall us/req':>12} {'client CPU us/req':>18}")
     for name in senders:
-        print(f"  {name:<34} {per_request(name, 0):12.1f} {per_request(name, 1):18.1f}")
-    for label, base in (("HttpClient / requests.Session", BARE), ("HttpClient / floor", FLOOR)):
+        print(f"  {name:<44} {per_request(name, 0):12.1f} {per_request(name, 1):18.1f}")
+    print(f"  {'ratios':<44} {'wall':>12} {'client CPU':>18}")
+    for label, base in (
+        ("HttpClient / requests.Session", BARE),
+        ("HttpClient / httpx.Client", HTTPX),
+        ("HttpClient / trust_env=False", FLOOR),
+    ):
         wall = per_request(OURS, 0) / per_request(base, 0)
         cpu = per_request(OURS, 1) / per_request(base, 1)
-        target = "   (target <= 1.0)" if base == BARE else ""
-        print(f"  {label:<34} {wall:12.3f} {cpu:18.3f}{target}")
+        target = "   (target <= 1.0)" if base in (BARE, HTTPX) else ""
+        print(f"  {label:<44} {wall:12.3f} {cpu:18.3f}{target}")
+    for name in senders:
+        if name != RAW:
+            wall = per_request(name, 0) / per_request(RAW, 0)
+            cpu = per_request(name, 1) / per_request(RAW, 1)
+            print(f"  {name + ' / urllib3':<44} {wall:12.3f} {cpu:18.3f}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ keep requests' per-read timeouts: their caller decides how long a body may take.
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from typing import Any
@@ -41,11 +42,13 @@ def attempt_budget(timeout: float | tuple[float, float]) -> float:
     return float(timeout)
 
 
+@functools.lru_cache(maxsize=64)
 def deadline_timeout(timeout: float | tuple[float, float], budget: float) -> Any:
     """``timeout`` as urllib3 takes it, with ``budget`` as the total for connect + headers.
 
     requests passes a urllib3 ``Timeout`` through as given (it builds the same object from
-    a number or a tuple itself).
+    a number or a tuple itself). One object per value: urllib3 clones it for each request
+    and times the clone, never the object it was given.
     """
     connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
     return Timeout(connect=connect, read=read, total=budget)

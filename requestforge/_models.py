@@ -14,7 +14,7 @@ from __future__ import annotations
 import json as jsonlib
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from http.cookiejar import CookieJar
 from types import MappingProxyType
@@ -243,7 +243,18 @@ class HttpRequest:
 
     def with_headers(self, headers: Mapping[str, str]) -> HttpRequest:
         """Return a copy with ``headers`` added (replacing same-named headers, any case)."""
-        return replace(self, headers=MappingProxyType(merge_headers(self.headers, headers)))
+        merged = MappingProxyType(merge_headers(self.headers, headers))
+        if type(self) is not HttpRequest:
+            return replace(self, headers=merged)
+        # Every other field was checked and frozen when this request was made (checking it
+        # again gives the same values): only the headers are new. ``replace`` would check all.
+        clone = object.__new__(HttpRequest)
+        for name in _FIELD_NAMES:
+            object.__setattr__(clone, name, getattr(self, name))
+        object.__setattr__(
+            clone, "headers", _freeze(valid_headers("headers", merged, sending=False))
+        )
+        return clone
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """Look a header up by name, ignoring case."""
@@ -318,6 +329,10 @@ class HttpRequest:
 
     def __repr__(self) -> str:
         return f"HttpRequest(method={self.method.value!r}, url={redact_url(self.url)!r})"
+
+
+#: HttpRequest's fields, for the copy ``with_headers`` makes.
+_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(HttpRequest))
 
 
 def upload_files(files: Any) -> list[Any]:

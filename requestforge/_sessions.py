@@ -17,12 +17,12 @@ from http.cookiejar import Cookie
 from typing import Any, Final
 
 import requests
-from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.adapters import BaseAdapter
 from requests.cookies import RequestsCookieJar
 
+from requestforge._cached_session import CachedEnvironmentSession, PooledAdapter
 from requestforge._config import HttpClientConfig
 from requestforge._exceptions import ConfigurationError
-from requestforge._transport import CachedEnvironmentSession
 from requestforge._validate import copy_cookie
 
 __all__: list[str] = []  # the client's machinery, not public API
@@ -86,7 +86,9 @@ class SessionFactory:
 
     #: Where requests mounts its default adapters: the client's own sessions replace them
     #: with adapters of the config's pool sizes and without urllib3 retries (the client's
-    #: retry strategy does the retrying, and urllib3's would hide attempts from it).
+    #: retry strategy does the retrying, and urllib3's would hide attempts from it):
+    #: ``PooledAdapter``, an ``HTTPAdapter`` that works out per host what requests' works
+    #: out per request.
     POOLED_PREFIXES: Final = ("http://", "https://")
 
     def __init__(
@@ -116,7 +118,7 @@ class SessionFactory:
                 for prefix in self.POOLED_PREFIXES:
                     session.mount(
                         prefix,
-                        HTTPAdapter(
+                        PooledAdapter(
                             pool_connections=self._config.pool_connections,
                             pool_maxsize=self._config.pool_maxsize,
                             max_retries=0,

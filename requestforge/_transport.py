@@ -1,5 +1,4 @@
-"""One attempt on a ``requests.Session``, the session our client creates, and the translation
-of ``requests`` errors.
+"""One attempt on a ``requests.Session``, and the translation of ``requests`` errors.
 
 This is the only module that catches ``requests`` exceptions. Each becomes a
 :class:`~requestforge.RequestForgeError` subclass chosen by *what it means for a retry*:
@@ -9,21 +8,19 @@ This is the only module that catches ``requests`` exceptions. Each becomes a
 
 from __future__ import annotations
 
-import copy
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from http.cookiejar import CookieJar
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import requests
+import requests.cookies
+import requests.hooks
+import requests.sessions
+import requests.utils
 from requests import exceptions as rex
-from requests.auth import AuthBase
-from requests.sessions import merge_setting as _untyped_merge_setting
-from requests.utils import get_environ_proxies, get_netrc_auth
 from urllib3.exceptions import ConnectTimeoutError as Urllib3ConnectTimeout
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
@@ -49,152 +46,9 @@ from requestforge._response import HttpResponse
 from requestforge._scrub import redacted_cause
 
 if TYPE_CHECKING:
-    from requests.sessions import _Settings
+    pass
 
-__all__ = ["CachedEnvironmentSession", "StreamedBody", "send_once", "translate_error"]
-
-_Credentials = tuple[str, str]
-#: requests' merge of a request-level setting over the session's (untyped in the stubs).
-_merge_setting: Callable[[Any, Any], Any] = _untyped_merge_setting
-
-
-class _NoNetrcEntry(AuthBase):
-    """The auth a session applies for a host without a ``.netrc`` entry: exactly what
-    requests does when there is no auth at all (credentials in the URL, if it has any).
-
-    It is truthy where ``None`` is not, which stops ``Session.prepare_request`` from
-    looking ``.netrc`` up again.
-    """
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.prepare_auth(None)
-        return r
-
-
-_NO_NETRC_ENTRY = _NoNetrcEntry()
-
-
-def _has_authorization(headers: Any) -> bool:
-    return bool(headers) and any(
-        isinstance(name, str) and name.lower() == "authorization" for name in headers
-    )
-
-
-class CachedEnvironmentSession(requests.Session):
-    """A ``requests.Session`` that reads the environment once per host, not per request.
-
-    With ``trust_env`` on (the default) a stock session looks up the proxy variables
-    (scanning all of ``os.environ`` twice), ``NO_PROXY``, ``REQUESTS_CA_BUNDLE`` /
-    ``CURL_CA_BUNDLE`` and the ``.netrc`` file on every request: about a fifth of the CPU a
-    loopback request costs. This session asks requests' own helpers the same questions the
-    first time it needs the answers for a host and keeps them, so it behaves like a stock
-    session except that changes to the environment (or the ``.netrc`` file) made after that
-    are not seen. Redirects keep requests' own lookups; ``trust_env = False`` turns
-    everything off, as on any session.
-
-    Two deliberate departures from requests, both about explicit settings beating ambient
-    ones: ``.netrc`` credentials never replace an ``Authorization`` header already on the
-    request (requests lets them, so a bearer token from an auth hook would silently become
-    the netrc user's Basic credentials), and ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` never
-    override ``verify=False`` or a CA bundle set on the session.
-    """
-
-    #: Hosts each cache remembers before it starts over, so a client that talks to very
-    #: many hosts stays small; the usual client talks to one or two.
-    MAX_CACHED_HOSTS = 256
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._reset_environment_cache()
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # A pickle carries requests' own attributes only (the stubs omit this method).
-        super().__setstate__(state)  # type: ignore[misc]
-        self._reset_environment_cache()
-
-    def _reset_environment_cache(self) -> None:
-        # (netloc, no_proxy) -> (proxies from the environment, CA bundle from it)
-        self._environment: dict[tuple[str, str | None], tuple[dict[str, str], str | None]] = {}
-        # netloc -> the .netrc credentials for its host
-        self._netrc: dict[str, _Credentials | None] = {}
-
-    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
-        """Requests' own, with the ``.netrc`` credentials for the host from the cache."""
-        url = request.url
-        if self.trust_env and request.auth is None and self.auth is None and isinstance(url, str):
-            credentials: _Credentials | None = None
-            # Unlike requests, an Authorization header already on the request (our auth hooks
-            # put one there) is never replaced by ambient .netrc credentials.
-            if not _has_authorization(request.headers):
-                netloc = urlsplit(url).netloc
-                try:
-                    credentials = self._netrc[netloc]
-                except KeyError:
-                    credentials = get_netrc_auth(url)
-                    _remember(self._netrc, netloc, credentials, self.MAX_CACHED_HOSTS)
-            request = _copy(request)  # the caller's Request is left as it was
-            request.auth = credentials if credentials is not None else _NO_NETRC_ENTRY
-        return super().prepare_request(request)
-
-    def get_redirect_target(self, resp: requests.Response) -> str | None:
-        """Requests' own, except that a Location in neither UTF-8 nor ASCII is taken as
-        read (requests raises ``UnicodeDecodeError``, even for ``allow_redirects=False``)."""
-        try:
-            return super().get_redirect_target(resp)
-        except UnicodeError:
-            location = resp.headers.get("location")
-            return location if isinstance(location, str) else None
-
-    def merge_environment_settings(
-        self,
-        url: str | bytes | None,
-        proxies: MutableMapping[str, str] | None,
-        stream: bool | None,
-        verify: bool | str | None,
-        cert: str | tuple[str, str] | None,
-    ) -> _Settings:
-        """Requests' own, with the proxies and CA bundle for the host from the cache."""
-        if not self.trust_env or not isinstance(url, str):
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        no_proxy = proxies.get("no_proxy") if proxies is not None else None
-        key = (urlsplit(url).netloc, no_proxy)
-        found = self._environment.get(key)
-        if found is None:
-            found = (
-                get_environ_proxies(url, no_proxy=no_proxy),
-                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"),
-            )
-            _remember(self._environment, key, found, self.MAX_CACHED_HOSTS)
-        env_proxies, ca_bundle = found
-        if proxies is not None:
-            for name, proxy in env_proxies.items():
-                proxies.setdefault(name, proxy)
-        # Unlike requests, the environment's CA bundle never overrides a session that was
-        # told not to verify (verify_ssl=False) or to use a bundle of its own.
-        if (verify is True or verify is None) and self.verify is True:
-            verify = ca_bundle or verify
-        # From here on exactly requests' merge: request-level values over the session's.
-        return {
-            "proxies": _merge_setting(proxies, self.proxies),
-            "stream": _merge_setting(stream, self.stream),
-            "verify": _merge_setting(verify, self.verify),
-            "cert": _merge_setting(cert, self.cert),
-        }
-
-
-def _copy(request: requests.Request) -> requests.Request:
-    """A shallow copy; for a plain ``Request`` a quarter of what ``copy.copy`` costs."""
-    if type(request) is not requests.Request:
-        return copy.copy(request)
-    clone = object.__new__(requests.Request)
-    clone.__dict__.update(request.__dict__)
-    return clone
-
-
-def _remember(cache: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
-    if len(cache) >= limit:
-        cache.clear()
-    cache[key] = value
+__all__ = ["StreamedBody", "send_once", "translate_error"]
 
 
 def send_once(

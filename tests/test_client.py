@@ -10,7 +10,7 @@ import pytest
 import requests
 import responses
 
-import requestforge._transport as transport_module
+import requestforge._cached_session as transport_module
 from requestforge import (
     AuthHookInterface,
     CircuitBreakerRetryStrategy,
@@ -38,7 +38,7 @@ from requestforge import (
     SimpleRetryStrategy,
     TransportError,
 )
-from requestforge._transport import CachedEnvironmentSession
+from requestforge._cached_session import CachedEnvironmentSession
 from requestforge_testing import FakeClock
 
 BASE = "https://api.example.com/v1"

@@ -33,6 +33,7 @@ def test_every_private_module_export_is_public() -> None:
     # helpers, deliberately not public API
     internal = {
         "requestforge._adopt",
+        "requestforge._cached_session",
         "requestforge._body",
         "requestforge._deadline",
         "requestforge._redact",

@@ -30,8 +30,8 @@ from requestforge import (
     ThreadResponse,
     TooManyRedirectsError,
 )
+from requestforge._cached_session import CachedEnvironmentSession
 from requestforge._sessions import ThreadSafeCookieJar
-from requestforge._transport import CachedEnvironmentSession
 from requestforge_testing import ApiServer, Reply
 from tests.threads import in_threads
 
