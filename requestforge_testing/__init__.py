@@ -28,6 +28,7 @@ from requestforge_testing._fetchers import FakeTokenFetcher
 from requestforge_testing._known import KnownSecrets
 from requestforge_testing._memcached import MemcachedServer
 from requestforge_testing._oauth_server import OAuthServer, RecordedTokenRequest
+from requestforge_testing._peers import AuthlibServer, DotServer
 from requestforge_testing._providers import (
     FakeTokenProvider,
     FakeTokenProviderFactory,
@@ -53,10 +54,12 @@ from requestforge_testing._tls import CertificateAuthority
 __all__ = [
     "UNSET",
     "ApiServer",
+    "AuthlibServer",
     "CassetteError",
     "CassetteMismatchError",
     "CassetteThreadError",
     "CertificateAuthority",
+    "DotServer",
     "FakeClock",
     "FakeTokenFetcher",
     "FakeTokenProvider",
@@ -91,9 +94,13 @@ if find_spec("pytest") is not None:
     from requestforge_testing.plugin import (  # noqa: F401
         forge_api_server,
         forge_api_server_session,
+        forge_authlib_server,
+        forge_authlib_server_session,
         forge_cassette,
         forge_clean_environment,
         forge_clock,
+        forge_dot_server,
+        forge_dot_server_session,
         forge_memcached,
         forge_memcached_server,
         forge_oauth_server,

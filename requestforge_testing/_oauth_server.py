@@ -2,102 +2,74 @@
 
 It issues and checks tokens the way RFC 6749 and RFC 6750 say, so code under test runs its
 whole token flow over real HTTP: fetch, cache, expire (on the test's clock), 401, refresh.
-Tests script failures (``fail_next``, ``reply_next``, ``latency``) and inspect what was
-asked for (``token_requests``, ``grant_counts``). It needs nothing from pytest.
+Beyond the three classic grants it verifies JWT client authentication (RFC 7523), mTLS
+client authentication (RFC 8705), the JWT bearer and token exchange grants (RFC 8693),
+serves discovery documents (RFC 8414), revocation (RFC 7009) and introspection (RFC 7662),
+and DPoP (RFC 9449) with nonces. Tests script failures (``fail_next``, ``reply_next``,
+``latency``) and inspect what was asked for (``token_requests``, ``grant_counts``). It
+needs nothing from pytest.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
-import math
 import secrets
+import ssl
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import MappingProxyType, TracebackType
 from typing import Any, Final
-from urllib.parse import parse_qsl, unquote_plus
 
-from requestforge._clock import Clock, get_default_clock
-from requestforge._redact import REDACTED, is_secret_field
+from requestforge._clock import Clock
+from requestforge_testing._oauth_clients import ClientRegistry
+from requestforge_testing._oauth_common import (
+    NO_STORE,
+    Grant,
+    RecordedTokenRequest,
+    Refused,
+    Verified,
+    check_credentials,
+    check_seconds,
+    claimed_client,
+    form_values,
+    refusal_reply,
+    reply_error,
+)
+from requestforge_testing._oauth_dpop import DPoPError, DPoPState
+from requestforge_testing._oauth_extensions import (
+    API_PATH,
+    GRANTS,
+    INTROSPECTION_PATH,
+    REVOCATION_PATH,
+    TOKEN_PATH,
+    OAuthExtensions,
+)
+from requestforge_testing._oauth_grants import (
+    ACCESS_TOKEN_TYPE,
+    JWT_BEARER,
+    TOKEN_EXCHANGE,
+    AssertionIssuers,
+)
+from requestforge_testing._oauth_jose import BadJWT, parse_jwt
+from requestforge_testing._oauth_meta import DISCOVERY_PATHS, challenge_reply
 from requestforge_testing._servers import ApiServer, RecordedRequest, Reply
 
 __all__ = ["OAuthServer", "RecordedTokenRequest"]
 
-_TOKEN_PATH: Final = "/oauth/token"  # noqa: S105 - a path, not a secret
-_API_PATH: Final = "/api"
-_GRANTS: Final = ("client_credentials", "password", "refresh_token")
-_FORM: Final = "application/x-www-form-urlencoded"
-# RFC 6749 section 5.1: token responses must not be cached anywhere.
-_NO_STORE: Final = MappingProxyType({"Cache-Control": "no-store", "Pragma": "no-cache"})
-
-
-@dataclass(frozen=True)
-class RecordedTokenRequest:
-    """One request to the token endpoint and how it was answered.
-
-    ``auth_method`` is ``"basic"`` (HTTP Basic), ``"body"`` (``client_id`` form field) or
-    None (no client identification). ``thread_name`` names the server thread that served it.
-    ``params`` holds the form fields as sent, secrets included; the repr hides them.
-    """
-
-    grant_type: str | None
-    client_id: str | None
-    auth_method: str | None
-    params: Mapping[str, str]
-    thread_name: str
-    status: int
-    error: str | None = None
-    request: RecordedRequest | None = field(default=None, repr=False, compare=False)
-
-    def __repr__(self) -> str:
-        shown = {k: (REDACTED if is_secret_field(k) else v) for k, v in self.params.items()}
-        return (
-            f"RecordedTokenRequest(grant_type={self.grant_type!r}, client_id={self.client_id!r}, "
-            f"auth_method={self.auth_method!r}, params={shown!r}, status={self.status}, "
-            f"error={self.error!r})"
-        )
-
-
-@dataclass
-class _Grant:
-    """What a token was issued for; access and refresh tokens of one response share it."""
-
-    client_id: str
-    username: str | None
-    scope: str | None
-    expires_at: datetime | None = None
-    revoked: bool = False
-
-
-class _Refused(Exception):
-    """Ends token request handling with an RFC 6749 section 5.2 error response."""
-
-    def __init__(
-        self,
-        error: str,
-        description: str,
-        status: int = 400,
-        headers: Mapping[str, str] = _NO_STORE,
-    ) -> None:
-        super().__init__(error)
-        self.error, self.description, self.status, self.headers = (
-            error,
-            description,
-            status,
-            headers,
-        )
+# RFC 8693 section 2.1: these may be sent more than once.
+_REPEATABLE: Final = frozenset({"audience", "resource"})
 
 
 class _Server(ApiServer):
     """An ApiServer that also routes every path under /api to one handler."""
 
-    def __init__(self, api_handler: Callable[[RecordedRequest], Reply]) -> None:
-        super().__init__()
+    def __init__(
+        self, api_handler: Callable[[RecordedRequest], Reply], ssl_context: ssl.SSLContext | None
+    ) -> None:
+        super().__init__(ssl_context=ssl_context)
         self._api_handler = api_handler
 
     def _dispatch(self, request: RecordedRequest) -> Reply:
@@ -106,13 +78,17 @@ class _Server(ApiServer):
         return super()._dispatch(request)
 
 
-class OAuthServer:
+class OAuthServer(OAuthExtensions):
     """A loopback OAuth 2.0 token endpoint (``token_url``) and a protected API (``api_url``).
 
-    Grants: ``client_credentials``, ``password`` and ``refresh_token``, with the client
-    authenticated by HTTP Basic or form fields; a client whose secret is None is public.
-    Refresh tokens rotate: each works once. Tokens expire on ``clock`` (or the default clock
-    at call time, so a test's fake clock moves server-side expiry too). Thread-safe.
+    Grants: ``client_credentials``, ``password``, ``refresh_token``, JWT bearer, token
+    exchange and any a test adds (``add_grant_handler``). Clients authenticate by HTTP Basic,
+    form fields, a signed JWT (``client_keys=`` for ``private_key_jwt``; the secret for
+    ``client_secret_jwt``), a client certificate (``tls_clients=`` with ``ssl_context=``) or
+    not at all: a client whose secret is None is public. Refresh tokens rotate: each works
+    once. Tokens expire on ``clock`` (or the default clock at call time, so a test's fake
+    clock moves server-side expiry too); assertion ``exp`` and DPoP ``iat`` are checked on
+    the same clock. Thread-safe.
     """
 
     #: Credentials that work out of the box, so a demo needs no setup.
@@ -130,14 +106,19 @@ class OAuthServer:
         lifetime: float = DEFAULT_LIFETIME,
         issue_refresh_tokens: bool = True,
         clock: Clock | None = None,
+        client_keys: Mapping[str, object] | None = None,
+        tls_clients: Mapping[str, str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self._clients = _credentials(
+        secrets_ = check_credentials(
             "clients", self.DEFAULT_CLIENTS if clients is None else clients, allow_none=True
         )
-        self._users = _credentials(
+        self._users = check_credentials(
             "users", self.DEFAULT_USERS if users is None else users, allow_none=False
         )
-        self._default_lifetime = _seconds("lifetime", lifetime, positive=True)
+        self._client_args = (secrets_, dict(client_keys or {}), dict(tls_clients or {}))
+        self._clients = ClientRegistry(*self._client_args)  # bad keys fail here, not later
+        self._default_lifetime = check_seconds("lifetime", lifetime, positive=True)
         if not isinstance(issue_refresh_tokens, bool):
             raise TypeError(f"issue_refresh_tokens must be a bool, got {issue_refresh_tokens!r}")
         self._default_refresh = issue_refresh_tokens
@@ -146,7 +127,9 @@ class OAuthServer:
         self._clock = clock
         self._cond = threading.Condition()
         self._numbers = itertools.count(1)
-        self._server = _Server(self._serve_api)
+        self._dpop = DPoPState()
+        self._issuers = AssertionIssuers()
+        self._server = _Server(self._serve_api, ssl_context)
         self._restore()
 
     def _restore(self) -> None:
@@ -155,13 +138,21 @@ class OAuthServer:
             self._lifetime = self._default_lifetime
             self._latency = 0.0
             self.issue_refresh_tokens = self._default_refresh
-            self._access: dict[str, _Grant] = {}
-            self._refresh: dict[str, _Grant] = {}
+            self._access: dict[str, Grant] = {}
+            self._refresh: dict[str, Grant] = {}
             self._order: list[str] = []
             self._records: list[RecordedTokenRequest] = []
             self._grant_counts: Counter[str] = Counter()
             self._scripted: deque[Reply] = deque()
-        self._server.add_handler(_TOKEN_PATH, self._serve_token)
+            self._clients = ClientRegistry(*self._client_args)
+            self._restore_extensions()
+        self._dpop.reset()
+        self._issuers.reset()
+        self._server.add_handler(TOKEN_PATH, self._serve_token)
+        self._server.add_handler(REVOCATION_PATH, self._serve_revocation)
+        self._server.add_handler(INTROSPECTION_PATH, self._serve_introspection)
+        for path in DISCOVERY_PATHS:
+            self._server.add_handler(path, self._serve_discovery)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -198,12 +189,12 @@ class OAuthServer:
     @property
     def token_url(self) -> str:
         """The token endpoint: ``url + "/oauth/token"``."""
-        return self._server.url + _TOKEN_PATH
+        return self._server.url + TOKEN_PATH
 
     @property
     def api_url(self) -> str:
         """The protected API's root: every path under it wants a Bearer token."""
-        return self._server.url + _API_PATH
+        return self._server.url + API_PATH
 
     def reset(self) -> None:
         """Forget tokens, records and scripts and restore the settings; keep the socket."""
@@ -223,7 +214,7 @@ class OAuthServer:
 
     @lifetime.setter
     def lifetime(self, seconds: float) -> None:
-        value = _seconds("lifetime", seconds, positive=True)
+        value = check_seconds("lifetime", seconds, positive=True)
         with self._cond:
             self._lifetime = value
 
@@ -235,7 +226,7 @@ class OAuthServer:
 
     @latency.setter
     def latency(self, seconds: float) -> None:
-        value = _seconds("latency", seconds)
+        value = check_seconds("latency", seconds)
         with self._cond:
             self._latency = value
 
@@ -252,7 +243,7 @@ class OAuthServer:
             raise ValueError(f"count must be an integer >= 1, got {count!r}")
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an error status 400-599, got {status!r}")
-        headers = dict(_NO_STORE)
+        headers = dict(NO_STORE)
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
         body = {"error": error, "error_description": "failure scripted by fail_next()"}
@@ -329,18 +320,26 @@ class OAuthServer:
     # -- the token endpoint (server threads) ---------------------------------------------
 
     def _serve_token(self, request: RecordedRequest) -> Reply:
-        form = _form(request)
-        client_id, auth_method = _claimed_client(request, form)
+        values = form_values(request)
+        form = {name: found[0] for name, found in values.items()}
+        client_id, auth_method = claimed_client(request, form)
+        if client_id is None and "client_assertion" in form:
+            client_id = _unverified_issuer(form["client_assertion"])
+        verified = Verified()
         with self._cond:
             reply = self._scripted.popleft() if self._scripted else None
             latency = self._latency
         if reply is None:
             try:
-                reply = self._grant(request, form)
-            except _Refused as refused:
+                reply = self._grant(request, form, values, verified)
+            except Refused as refused:
+                reply = refusal_reply(refused)
+            except DPoPError as refused:
+                headers = dict(NO_STORE)
+                if refused.nonce is not None:
+                    headers["DPoP-Nonce"] = refused.nonce
                 body = {"error": refused.error, "error_description": refused.description}
-                reply = Reply(status=refused.status, json=body, headers=refused.headers)
-        error = _reply_error(reply)
+                reply = Reply(status=400, json=body, headers=headers)
         record = RecordedTokenRequest(
             grant_type=form.get("grant_type"),
             client_id=client_id,
@@ -348,99 +347,147 @@ class OAuthServer:
             params=MappingProxyType(form),
             thread_name=request.thread_name,
             status=reply.status,
-            error=error,
+            error=reply_error(reply),
             request=request,
+            client_auth_method=verified.client_auth_method,
+            client_assertion_claims=verified.client_assertion_claims,
+            assertion_claims=verified.assertion_claims,
+            dpop_jkt=verified.dpop_jkt,
+            exchange=verified.exchange,
         )
         with self._cond:
             self._records.append(record)
             self._cond.notify_all()
         return replace(reply, delay=reply.delay + latency) if latency else reply
 
-    def _grant(self, request: RecordedRequest, form: dict[str, str]) -> Reply:
-        if request.method != "POST":
-            headers = {**_NO_STORE, "Allow": "POST"}
-            raise _Refused("invalid_request", "the token endpoint accepts only POST", 405, headers)
-        content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if content_type != _FORM:
-            raise _Refused("invalid_request", f"the body must be {_FORM}")
-        if _repeated(request.body):
-            raise _Refused("invalid_request", "a parameter was sent more than once")
-        client_id = self._authenticate(request, form)
+    def _grant(
+        self,
+        request: RecordedRequest,
+        form: dict[str, str],
+        values: dict[str, list[str]],
+        verified: Verified,
+    ) -> Reply:
+        now = self._now()
+        self._check_form_post(request, _REPEATABLE)
+        jkt = self._dpop.check(
+            request.headers.get("DPoP"), method="POST", url=self._request_url(request), now=now
+        )
+        if jkt is None and self._dpop.required:
+            raise DPoPError("invalid_dpop_proof", "a DPoP proof is required", self._dpop.nonce)
+        verified.dpop_jkt = jkt
+        client_id = self._clients.authenticate(
+            request, form, self._audiences(request), now, verified
+        )
         grant_type = form.get("grant_type")
+        with self._cond:
+            handler = self._handlers.get(grant_type or "")
+        if client_id is None and grant_type != JWT_BEARER and handler is None:
+            raise Refused("invalid_client", "client authentication failed", 401)
         if not grant_type:
-            raise _Refused("invalid_request", "grant_type is missing")
-        if grant_type not in _GRANTS:
-            raise _Refused("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
-        scope = form.get("scope") or None
+            raise Refused("invalid_request", "grant_type is missing")
+        if grant_type not in (*GRANTS, JWT_BEARER, TOKEN_EXCHANGE) and handler is None:
+            raise Refused("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+        if handler is not None:
+            result = handler(MappingProxyType(dict(form)), client_id)
+            if isinstance(result, Reply):
+                return result
+            extra = dict(result or {})
+            grant = Grant(client_id, None, extra.get("scope", form.get("scope") or None))
+            with self._cond:
+                return self._issue(grant, grant_type, jkt, now, extra)
+        return self._standard_grant(
+            request, grant_type, form, values, client_id=client_id, jkt=jkt, verified=verified
+        )
+
+    def _standard_grant(
+        self,
+        request: RecordedRequest,
+        grant_type: str,
+        form: dict[str, str],
+        values: dict[str, list[str]],
+        *,
+        client_id: str | None,
+        jkt: str | None,
+        verified: Verified,
+    ) -> Reply:
+        now, scope = self._now(), form.get("scope") or None
+        extra: Mapping[str, Any] = {}
+        if grant_type == JWT_BEARER:
+            if not form.get("assertion"):
+                raise Refused("invalid_request", "assertion is missing")
+            claims = self._issuers.verify(form["assertion"], self._audiences(request), now)
+            verified.assertion_claims = claims
+            grant = Grant(client_id or claims["iss"], claims["sub"], scope)
+        elif grant_type == TOKEN_EXCHANGE:
+            grant = self._exchange(values, form, client_id, now, verified)
+            extra = {"issued_token_type": ACCESS_TOKEN_TYPE}
         with self._cond:
             if grant_type == "client_credentials":
-                if self._clients[client_id] is None:
-                    raise _Refused("unauthorized_client", "public clients cannot use this grant")
-                grant = _Grant(client_id, None, scope)
+                if client_id is not None and self._clients.is_public(client_id):
+                    raise Refused("unauthorized_client", "public clients cannot use this grant")
+                grant = Grant(client_id, None, scope)
             elif grant_type == "password":
-                grant = _Grant(client_id, self._check_user(form), scope)
-            else:
-                grant = self._use_refresh_token(form, client_id, scope)
-            return self._issue(grant, grant_type)
-
-    def _authenticate(self, request: RecordedRequest, form: dict[str, str]) -> str:
-        """The client's id after checking its credentials (RFC 6749 section 2.3.1)."""
-        header = request.headers.get("Authorization")
-        secret: str | None
-        if header is not None:
-            client_id, secret = _basic_credentials(header)
-            if "client_secret" in form or form.get("client_id", client_id) != client_id:
-                raise _Refused("invalid_request", "use one client authentication method")
-        else:
-            client_id = form.get("client_id", "")
-            secret = form.get("client_secret")
-        expected = self._clients.get(client_id, "")
-        if client_id not in self._clients or (expected is not None and secret != expected):
-            headers = dict(_NO_STORE)
-            if header is not None:
-                headers["WWW-Authenticate"] = 'Basic realm="forge"'
-            raise _Refused("invalid_client", "client authentication failed", 401, headers)
-        return client_id
+                grant = Grant(client_id, self._check_user(form), scope)
+            elif grant_type == "refresh_token":
+                grant = self._use_refresh_token(form, client_id, scope, jkt)
+            if client_id is not None:
+                grant.public = self._clients.is_public(client_id)
+            return self._issue(grant, grant_type, jkt, now, extra)
 
     def _check_user(self, form: dict[str, str]) -> str:
         username, password = form.get("username"), form.get("password")
         if username is None or password is None:
-            raise _Refused("invalid_request", "username and password are required")
+            raise Refused("invalid_request", "username and password are required")
         if self._users.get(username) != password:
-            raise _Refused("invalid_grant", "the username or password is wrong")
+            raise Refused("invalid_grant", "the username or password is wrong")
         return username
 
-    def _use_refresh_token(self, form: dict[str, str], client_id: str, scope: str | None) -> _Grant:
+    def _use_refresh_token(
+        self, form: dict[str, str], client_id: str | None, scope: str | None, jkt: str | None
+    ) -> Grant:
         token = form.get("refresh_token")
         if not token:
-            raise _Refused("invalid_request", "refresh_token is missing")
+            raise Refused("invalid_request", "refresh_token is missing")
         previous = self._refresh.get(token)
         if previous is None or previous.client_id != client_id:
-            raise _Refused("invalid_grant", "the refresh token is unknown, used or revoked")
+            raise Refused("invalid_grant", "the refresh token is unknown, used or revoked")
+        if previous.public and previous.jkt is not None and previous.jkt != jkt:
+            # RFC 9449 section 5: a public client's refresh token is bound to its DPoP key.
+            raise Refused("invalid_grant", "the refresh token is bound to another DPoP key")
         del self._refresh[token]  # rotation: each refresh token works once
-        return _Grant(client_id, previous.username, scope or previous.scope)
+        return Grant(client_id, previous.username, scope or previous.scope)
 
-    def _issue(self, grant: _Grant, grant_type: str) -> Reply:
+    def _issue(
+        self,
+        grant: Grant,
+        grant_type: str,
+        jkt: str | None,
+        now: datetime,
+        extra: Mapping[str, Any],
+    ) -> Reply:
         """Mint tokens for ``grant`` (the caller holds the lock)."""
         number = next(self._numbers)
         access_token = f"forge-at-{number}-{secrets.token_urlsafe(12)}"
-        now = (self._clock or get_default_clock()).now()
+        grant.issued_at, grant.jkt = now, jkt
         grant.expires_at = now + timedelta(seconds=self._lifetime)
         body: dict[str, Any] = {
             "access_token": access_token,
-            "token_type": "Bearer",
+            "token_type": "Bearer" if jkt is None else "DPoP",
             "expires_in": int(self._lifetime) if self._lifetime.is_integer() else self._lifetime,
         }
-        if self.issue_refresh_tokens and grant_type != "client_credentials":
+        if jkt is not None:
+            body["cnf"] = {"jkt": jkt}
+        if self.issue_refresh_tokens and grant_type in ("password", "refresh_token"):
             refresh_token = f"forge-rt-{number}-{secrets.token_urlsafe(12)}"
             self._refresh[refresh_token] = grant
             body["refresh_token"] = refresh_token
         if grant.scope is not None:
             body["scope"] = grant.scope
+        body.update(extra)
         self._access[access_token] = grant
         self._order.append(access_token)
         self._grant_counts[grant_type] += 1
-        return Reply(json=body, headers=_NO_STORE)
+        return Reply(json=body, headers=self._with_nonce(NO_STORE))
 
     # -- the protected API (server threads) ----------------------------------------------
 
@@ -450,99 +497,85 @@ class OAuthServer:
                 status=405, json={"error": "method not allowed"}, headers={"Allow": "GET, POST"}
             )
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return _unauthorized(None, "no Bearer token was sent")
-        now = (self._clock or get_default_clock()).now()
+        scheme, token = scheme.lower(), token.strip()
+        if scheme not in ("bearer", "dpop") or not token:
+            return self._reject(None, "no Bearer token was sent")
+        now = self._now()
         with self._cond:
-            grant = self._access.get(token.strip())
-            if grant is None:
-                return _unauthorized("invalid_token", "the access token is unknown")
-            if grant.revoked:
-                return _unauthorized("invalid_token", "the access token was revoked")
-            if grant.expires_at is not None and now >= grant.expires_at:
-                return _unauthorized("invalid_token", "the access token expired")
-            body = {
-                "path": request.path,
-                "client_id": grant.client_id,
-                "username": grant.username,
-                "scope": grant.scope,
-                "ok": True,
-            }
-        return Reply(json=body)
+            grant = self._access.get(token)
+            required_scope = self._required_scope
+        problem = _problem(grant, now)
+        if problem is not None or grant is None:
+            return self._reject("invalid_token", problem or "")
+        if grant.jkt is not None or scheme == "dpop":
+            refused = self._check_api_proof(request, grant, scheme, token, now)
+            if refused is not None:
+                return refused
+        granted = set((grant.scope or "").split())
+        if required_scope is not None and not set(required_scope.split()) <= granted:
+            return challenge_reply(
+                403,
+                "DPoP" if grant.jkt else "Bearer",
+                "insufficient_scope",
+                f"the API needs the scope {required_scope!r}",
+                extra={"scope": required_scope},
+            )
+        body = {
+            "path": request.path,
+            "client_id": grant.client_id,
+            "username": grant.username,
+            "scope": grant.scope,
+            "ok": True,
+        }
+        return Reply(json=body, headers=self._with_nonce({}))
+
+    def _check_api_proof(
+        self, request: RecordedRequest, grant: Grant, scheme: str, token: str, now: datetime
+    ) -> Reply | None:
+        """RFC 9449 section 7: a bound token needs the DPoP scheme and a proof by its key."""
+        if grant.jkt is None:
+            return self._reject("invalid_token", "the token is not DPoP-bound: use Bearer")
+        if scheme != "dpop":
+            return challenge_reply(401, "DPoP", "invalid_token", "the token is DPoP-bound")
+        try:
+            jkt = self._dpop.check(
+                request.headers.get("DPoP"),
+                method=request.method,
+                url=self._request_url(request),
+                now=now,
+                access_token=token,
+            )
+        except DPoPError as refused:
+            nonce = {} if refused.nonce is None else {"DPoP-Nonce": refused.nonce}
+            return challenge_reply(401, "DPoP", refused.error, refused.description, headers=nonce)
+        if jkt is None:
+            return challenge_reply(401, "DPoP", "invalid_dpop_proof", "a DPoP proof is required")
+        if jkt != grant.jkt:
+            return challenge_reply(
+                401, "DPoP", "invalid_dpop_proof", "the proof's key is not the token's key"
+            )
+        return None
 
 
 def _is_api_path(path: str) -> bool:
-    return path == _API_PATH or path.startswith(_API_PATH + "/")
+    return path == API_PATH or path.startswith(API_PATH + "/")
 
 
-def _unauthorized(error: str | None, description: str) -> Reply:
-    """RFC 6750 section 3: no error code when no token was sent at all."""
-    challenge = "Bearer" if error is None else f'Bearer error="{error}"'
-    body = {"error": error or "unauthorized", "error_description": description}
-    return Reply(status=401, json=body, headers={"WWW-Authenticate": challenge})
+def _problem(grant: Grant | None, now: datetime) -> str | None:
+    """Why the API refuses a token, or None when it is valid."""
+    if grant is None:
+        return "the access token is unknown"
+    if grant.revoked:
+        return "the access token was revoked"
+    if grant.expires_at is not None and now >= grant.expires_at:
+        return "the access token expired"
+    return None
 
 
-def _form(request: RecordedRequest) -> dict[str, str]:
+def _unverified_issuer(assertion: str) -> str | None:
+    """Who a client assertion says it is, before checking it: for the record."""
     try:
-        return dict(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
-    except UnicodeDecodeError:
-        return {}
-
-
-def _repeated(body: bytes) -> bool:
-    names = [name for name, _ in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)]
-    return len(names) != len(set(names))
-
-
-def _claimed_client(
-    request: RecordedRequest, form: Mapping[str, str]
-) -> tuple[str | None, str | None]:
-    """Who the request says it is, checked or not: for the record."""
-    header = request.headers.get("Authorization")
-    if header is not None and header[:6].lower() == "basic ":
-        try:
-            return _basic_credentials(header)[0], "basic"
-        except _Refused:
-            return None, "basic"
-    if "client_id" in form:
-        return form["client_id"], "body"
-    return None, None
-
-
-def _basic_credentials(header: str) -> tuple[str, str]:
-    """Decode ``Basic base64(urlencode(id):urlencode(secret))`` (RFC 6749 section 2.3.1)."""
-    scheme, _, encoded = header.partition(" ")
-    try:
-        if scheme.lower() != "basic":
-            raise ValueError(scheme)
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (ValueError, binascii.Error):
-        headers = {**_NO_STORE, "WWW-Authenticate": 'Basic realm="forge"'}
-        raise _Refused("invalid_client", "malformed Basic credentials", 401, headers) from None
-    client_id, _, secret = decoded.partition(":")
-    return unquote_plus(client_id), unquote_plus(secret)
-
-
-def _reply_error(reply: Reply) -> str | None:
-    """The OAuth error code a reply carries, if it is an error with a JSON ``error``."""
-    body = reply.json
-    error = body.get("error") if reply.status >= 400 and isinstance(body, Mapping) else None
-    return error if isinstance(error, str) else None
-
-
-def _credentials(name: str, pairs: object, *, allow_none: bool) -> dict[str, Any]:
-    if not isinstance(pairs, Mapping):
-        raise TypeError(f"{name} must be a mapping, got {type(pairs).__name__}")
-    for key, value in pairs.items():
-        ok = isinstance(value, str) or (allow_none and value is None)
-        if not isinstance(key, str) or not key or not ok:
-            raise ValueError(f"{name} must map non-empty names to strings, got {key!r}")
-    return dict(pairs)
-
-
-def _seconds(name: str, value: float, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
+        issuer = parse_jwt(assertion).claims.get("iss")
+    except BadJWT:
+        return None
+    return issuer if isinstance(issuer, str) else None

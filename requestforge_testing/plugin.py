@@ -24,6 +24,7 @@ from requestforge_testing._env import ci_is_set, missing_testing_extra, testing_
 from requestforge_testing._known import KnownSecrets
 from requestforge_testing._memcached import MemcachedServer
 from requestforge_testing._oauth_server import OAuthServer
+from requestforge_testing._peers import AuthlibServer, DotServer
 from requestforge_testing._providers import FakeTokenProvider, FakeTokenProviderFactory
 from requestforge_testing._proxy import ProxyServer
 from requestforge_testing._redis import RedisServer
@@ -263,9 +264,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> object | None:
 __all__ = [
     "forge_api_server",
     "forge_api_server_session",
+    "forge_authlib_server",
+    "forge_authlib_server_session",
     "forge_cassette",
     "forge_clean_environment",
     "forge_clock",
+    "forge_dot_server",
+    "forge_dot_server_session",
     "forge_memcached",
     "forge_memcached_server",
     "forge_oauth_server",
@@ -351,6 +356,44 @@ def _skip_or_fail(missing: str) -> NoReturn:
     if ci_is_set():
         pytest.fail(missing, pytrace=False)
     pytest.skip(missing)
+
+
+def _need_peer(missing: tuple[str, ...]) -> None:
+    """A skip (a failure under CI) naming the peer server's missing packages, if any."""
+    if missing:
+        _skip_or_fail(f"{', '.join(missing)} not installed: pip install 'requestforge[dev]'")
+
+
+@pytest.fixture(scope="session")
+def forge_authlib_server_session() -> Iterator[AuthlibServer]:
+    """authlib's Flask authorization server on loopback for the session (see
+    :class:`AuthlibServer`); skipped (failed under CI) without authlib and Flask."""
+    _need_peer(AuthlibServer.missing())
+    with AuthlibServer() as server:
+        yield server
+
+
+@pytest.fixture
+def forge_authlib_server(forge_authlib_server_session: AuthlibServer) -> AuthlibServer:
+    """The session's authlib server, reset first: no token, JWT id or count leaks in."""
+    forge_authlib_server_session.reset()
+    return forge_authlib_server_session
+
+
+@pytest.fixture(scope="session")
+def forge_dot_server_session() -> Iterator[DotServer]:
+    """django-oauth-toolkit in a child process for the session (migrations take seconds);
+    skipped (failed under CI) without django-oauth-toolkit."""
+    _need_peer(DotServer.missing())
+    with DotServer() as server:
+        yield server
+
+
+@pytest.fixture
+def forge_dot_server(forge_dot_server_session: DotServer) -> DotServer:
+    """The session's DOT server, reset first: no token, added client or count leaks in."""
+    forge_dot_server_session.reset()
+    return forge_dot_server_session
 
 
 @pytest.fixture(scope="session")
