@@ -6,7 +6,13 @@ user's ``-p requestforge_testing`` does, unknown markers and every warning as er
 
 from __future__ import annotations
 
+# Imported before any inner run: pytester forgets the modules an inner run imported, and
+# the next run imports them again, but cryptography's compiled bindings (behind trustme's
+# certificates and joserfc's keys) stay: a second copy of its Python classes then fails
+# ("curve must be an EllipticCurve instance").
+import joserfc.jwk  # noqa: F401
 import pytest
+import trustme  # noqa: F401
 
 INNER_ARGS: tuple[str, ...] = (
     "-p",

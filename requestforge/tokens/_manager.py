@@ -17,6 +17,10 @@ managers sharing a storage and key serialize on the storage's refresh lock and r
 A failed fetch stores nothing. The old token is served while it is still valid, and the next
 attempt is spaced by a growing backoff, so a broken token endpoint sees no refresh storm.
 
+A token with ``expires_in: 0`` means "do not cache": it goes to the callers of the flight
+that fetched it (one fetch per burst, as always) and is never stored, so every later call
+fetches. A refresh token past its ``refresh_expires_at`` is not tried: the leader fetches.
+
 A rejected token (``refresh(rejected)``, a 401) is replaced at once, however recently it was
 fetched. But when the resend with the token that replaced it is rejected too
 (``record_resend(token, accepted=False)``, reported by :class:`~requestforge.TokenAuthHook`),
@@ -377,8 +381,11 @@ class TokenManager:
             if not force and self._usable(current, clock, proactive=proactive, rejected=rejected):
                 return current
             token = self._call_provider(current, clock)
-            self._storage.set(self._key, token)
-            self._thresholds(token, clock)
+            if _cacheable(token):
+                self._storage.set(self._key, token)
+                self._thresholds(token, clock)
+            # else expires_in=0, "do not cache": the callers of this flight get it (the
+            # waiters through the flight), and the next call fetches again.
             return token
 
     def _usable(
@@ -393,6 +400,10 @@ class TokenManager:
 
     def _call_provider(self, current: TokenData | None, clock: Clock) -> TokenData:
         refreshed = current is not None and current.refresh_token is not None
+        if current is not None and refreshed and self._refresh_expired(current, clock):
+            # A refresh token past its refresh_expires_at would only earn an invalid_grant.
+            logger.info("refresh token for %r has expired; fetching a new token", self._key)
+            refreshed = False
         if current is not None and refreshed:
             try:
                 token = self._provider.refresh_token(current)
@@ -410,6 +421,30 @@ class TokenManager:
         if token.issued_at is None:
             token = replace(token, issued_at=clock.now())
         if refreshed and token.refresh_token is None and current is not None:
-            # RFC 6749 section 6: the server may keep the old refresh token valid.
-            token = replace(token, refresh_token=current.refresh_token)
+            # RFC 6749 section 6: the server may keep the old refresh token valid (and it
+            # keeps its expiry, unless the response tells a new one).
+            token = replace(
+                token,
+                refresh_token=current.refresh_token,
+                refresh_expires_at=token.refresh_expires_at or current.refresh_expires_at,
+            )
         return token
+
+    def _refresh_expired(self, token: TokenData, clock: Clock) -> bool:
+        """True once ``token``'s refresh token is within the leeway of its
+        ``refresh_expires_at`` (the leeway capped at a tenth of its lifetime, as for access
+        tokens): a refresh sent now would reach the server too late."""
+        expires_at = token.refresh_expires_at
+        if expires_at is None:
+            return False
+        leeway = self._leeway
+        if token.issued_at is not None:
+            lifetime = (expires_at - token.issued_at).total_seconds()
+            leeway = min(leeway, max(lifetime, 0.0) * self.MAX_LEEWAY_FRACTION)
+        return (expires_at - clock.now()).total_seconds() <= leeway
+
+
+def _cacheable(token: TokenData) -> bool:
+    """False for a token that expires as it is issued (``expires_in: 0``, or an
+    ``expires_at`` before ``issued_at``): "do not cache", so it is never stored or reused."""
+    return token.expires_at is None or token.issued_at is None or token.expires_at > token.issued_at

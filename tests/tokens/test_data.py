@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import pickle
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -11,7 +15,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from requestforge import RequestForgeError, TokenData, TokenResponseError
-from requestforge.tokens._data import MAX_EXPIRES_IN, MAX_STORED_SIZE, decode_token, encode_token
+from requestforge._redact import redact_text
+from requestforge.tokens._data import (
+    MAX_EXPIRES_IN,
+    MAX_EXTRA_CONTAINERS,
+    MAX_EXTRA_DEPTH,
+    MAX_EXTRA_MEMBERS,
+    MAX_EXTRA_SIZE,
+    MAX_STORED_SIZE,
+    PARSED_MEMBERS,
+    decode_token,
+    encode_token,
+)
 from requestforge_testing import FakeClock
 
 # -- construction ---------------------------------------------------------------------------
@@ -369,7 +384,7 @@ def test_encoded_token_round_trips(
         b"\xff\xfe",
         b"not json",
         b"[1, 2]",
-        b'{"v": 2, "access_token": "a", "token_type": "Bearer"}',
+        b'{"v": 3, "access_token": "a", "token_type": "Bearer"}',
         b'{"access_token": "a", "token_type": "Bearer"}',
         b'{"v": 1, "token_type": "Bearer"}',
         b'{"v": 1, "access_token": "a", "token_type": "Bearer", "expires_at": "soon"}',
@@ -414,3 +429,380 @@ def test_decode_refuses_what_is_not_a_small_text(raw: Any) -> None:
     """Empty, non-text or oversized stored values are a TokenResponseError too."""
     with pytest.raises(TokenResponseError, match="stored token"):
         decode_token(raw)
+
+
+# -- extra members, refresh-token expiry, issued_token_type (issue 13) -----------------------
+
+ID_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJpZC10b2tlbi1zdWJqZWN0In0.aWQtdG9rZW4tc2ln"
+#: What Entra, Okta, Salesforce and Keycloak answer beside RFC 6749's five members.
+PROVIDER_RESPONSE: dict[str, Any] = {
+    "access_token": "abc",
+    "token_type": "Bearer",
+    "expires_in": 3600,
+    "refresh_token": "r1",
+    "scope": "openid",
+    "id_token": ID_TOKEN,  # Entra, Okta, Google, Keycloak
+    "ext_expires_in": 3600,  # Entra
+    "instance_url": "https://example.my.salesforce.com",  # Salesforce
+    "issued_at": "1278448832702",  # Salesforce: epoch milliseconds as a string
+    "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},  # RFC 9449
+    "refresh_expires_in": 1800,  # Keycloak
+    "not-before-policy": 0,  # Keycloak
+    "session_state": "b4b6c2f8-3f34-4b2f-9f52-3a3a0c9d1f6e",  # Keycloak
+    "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",  # RFC 8693
+}
+
+
+def test_from_response_keeps_every_other_member_in_extra(forge_clock: FakeClock) -> None:
+    """Members TokenData has no field for are kept as they came; the parsed ones are not."""
+    token = TokenData.from_response(PROVIDER_RESPONSE)
+    assert dict(token.extra) == {
+        "id_token": ID_TOKEN,
+        "ext_expires_in": 3600,
+        "instance_url": "https://example.my.salesforce.com",
+        "issued_at": "1278448832702",
+        "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
+        "not-before-policy": 0,
+        "session_state": "b4b6c2f8-3f34-4b2f-9f52-3a3a0c9d1f6e",
+    }
+    assert token.issued_token_type == "urn:ietf:params:oauth:token-type:access_token"
+    assert token.refresh_expires_at == forge_clock.now() + timedelta(seconds=1800)
+    assert token.issued_at == forge_clock.now()  # the field, not Salesforce's member
+    assert TokenData.from_response({"access_token": "abc"}).extra == {}
+
+
+def test_the_id_token_never_shows_in_a_repr_or_a_redacted_text() -> None:
+    """id_token is secret-named: the token's repr names it only, the mapping's repr hides it,
+    and its value is declared secret, so log lines and error texts redact it."""
+    token = TokenData.from_response(PROVIDER_RESPONSE)
+    assert ID_TOKEN not in repr(token)
+    assert "extra=<cnf, ext_expires_in, id_token," in repr(token)
+    assert ID_TOKEN not in repr(token.extra)
+    assert ID_TOKEN not in str(token.extra)
+    assert "example.my.salesforce.com" in repr(token.extra)  # not a secret: shown
+    assert ID_TOKEN not in redact_text(f"the server said {ID_TOKEN} and more")
+
+
+def test_a_secret_nested_in_an_extra_member_is_declared(forge_clock: FakeClock) -> None:
+    """A string under a credential name at any depth of extra is redacted from texts."""
+    nested = "nEsTeD-secret-value-42"
+    token = TokenData.from_response({"access_token": "abc", "tokens": {"x": {"id_token": nested}}})
+    assert token.extra["tokens"]["x"]["id_token"] == nested
+    assert nested not in repr(token.extra)
+    assert nested not in redact_text(f"log: {nested}")
+
+
+def test_extra_cannot_be_changed_through_what_it_returns() -> None:
+    """extra is immutable: no item assignment, and an object read from it is a fresh copy."""
+    token = TokenData.from_response(PROVIDER_RESPONSE)
+    with pytest.raises(TypeError):
+        token.extra["cnf"] = {}  # type: ignore[index]
+    token.extra["cnf"]["jkt"] = "changed"
+    assert token.extra["cnf"] == {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        token.extra = {}  # type: ignore[misc]
+
+
+def test_tokens_with_extras_stay_hashable_and_compare_by_value() -> None:
+    """Equality and the hash cover extra (member order aside) but not issued_at, as before."""
+    first = TokenData.from_response(PROVIDER_RESPONSE, clock=FakeClock())
+    again = TokenData.from_response(dict(reversed(PROVIDER_RESPONSE.items())), clock=FakeClock())
+    other = TokenData.from_response({**PROVIDER_RESPONSE, "id_token": "x.y.z"}, clock=FakeClock())
+    assert first == again
+    assert hash(first) == hash(again)
+    assert first != other
+    assert len({first, again, other}) == 2
+    assert first.extra == dict(first.extra)  # a mapping compares equal to its dict
+    plain = TokenData(access_token="a")
+    assert plain == TokenData(access_token="a", extra={})
+    assert hash(plain) == hash(TokenData(access_token="a"))
+
+
+@pytest.mark.parametrize(
+    ("members", "seconds"),
+    [
+        ({"refresh_expires_in": 1800}, 1800),  # Keycloak
+        ({"refresh_token_expires_in": 15_897_600}, 15_897_600),  # GitHub, Azure
+        ({"refresh_token_expires_in": "7200"}, 7200),
+        ({"refresh_expires_in": 1800, "refresh_token_expires_in": 900}, 900),  # the earlier
+        ({"refresh_expires_in": 0}, None),  # Keycloak's offline token: no expiry
+        ({"refresh_expires_in": "soon"}, None),
+        ({"refresh_expires_in": -5}, None),
+        ({"refresh_expires_in": 10**400}, None),
+        ({"refresh_expires_in": [1]}, None),
+        ({}, None),
+    ],
+)
+def test_refresh_expires_at_comes_from_either_member(
+    forge_clock: FakeClock, members: dict[str, object], seconds: float | None
+) -> None:
+    """refresh_expires_at counts from now; an odd value leaves it None instead of failing
+    the response, since these members were ignored before."""
+    token = TokenData.from_response({"access_token": "abc", "refresh_token": "r", **members})
+    expected = None if seconds is None else forge_clock.now() + timedelta(seconds=seconds)
+    assert token.refresh_expires_at == expected
+    assert "refresh_expires_in" not in token.extra
+    assert "refresh_token_expires_in" not in token.extra
+
+
+@pytest.mark.parametrize("value", [5, "", "has space", "x" * 300, "caf\u00e9", None])
+def test_an_odd_issued_token_type_is_left_out(value: object) -> None:
+    """An issued_token_type that is not a printable URI is None, and the token still parses."""
+    token = TokenData.from_response({"access_token": "abc", "issued_token_type": value})
+    assert token.issued_token_type is None
+    assert "issued_token_type" not in token.extra
+
+
+def _deep_list(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        float("inf"),
+        10**400,
+        _deep_list(100_000),
+        _deep_list(MAX_EXTRA_DEPTH + 1),
+        [[] for _ in range(MAX_EXTRA_CONTAINERS + 1)],
+        {1: "non-string key"},
+        b"bytes",
+        object(),
+        "x" * (MAX_EXTRA_SIZE + 1),
+    ],
+    ids=[
+        "nan",
+        "inf",
+        "huge-int",
+        "100000-deep",
+        "one-too-deep",
+        "too-many-arrays",
+        "int-key",
+        "bytes",
+        "object",
+        "too-large",
+    ],
+)
+def test_an_unbounded_extra_member_is_dropped_and_the_rest_kept(value: object) -> None:
+    """A member that is not a bounded JSON value is left out of extra; the token and its other
+    members are unaffected (no RecursionError or OverflowError either)."""
+    token = TokenData.from_response({"access_token": "abc", "odd": value, "ext_expires_in": 1})
+    assert dict(token.extra) == {"ext_expires_in": 1}
+
+
+def test_extra_keeps_its_first_members_up_to_the_bounds() -> None:
+    """Past MAX_EXTRA_MEMBERS members the rest are dropped; nesting up to the depth is kept."""
+    many = {f"m{i:03}": i for i in range(MAX_EXTRA_MEMBERS + 5)}
+    token = TokenData.from_response({"access_token": "abc", **many})
+    assert len(token.extra) == MAX_EXTRA_MEMBERS
+    deepest = _deep_list(MAX_EXTRA_DEPTH)
+    assert TokenData.from_response({"access_token": "a", "d": deepest}).extra["d"] == deepest
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"extra": {"odd": float("nan")}}, "finite"),
+        ({"extra": {"odd": _deep_list(50)}}, "nested"),
+        ({"extra": {"access_token": "x"}}, "access_token"),
+        ({"extra": {"": 1}}, "names"),
+        ({"extra": {7: 1}}, "names"),
+        ({"extra": ["not", "a", "mapping"]}, "mapping"),
+        ({"issued_token_type": "has space"}, "issued_token_type"),
+        ({"issued_token_type": 5}, "issued_token_type"),
+        ({"issued_token_type": "u" * 300}, "issued_token_type"),
+        ({"refresh_expires_at": datetime(2030, 1, 1)}, "refresh_expires_at"),
+    ],
+)
+def test_the_constructor_refuses_bad_new_fields(kwargs: dict[str, Any], problem: str) -> None:
+    """Built directly, a bad extra, issued_token_type or refresh_expires_at is a
+    TokenResponseError naming it (from_response drops such members instead)."""
+    with pytest.raises(TokenResponseError, match=problem):
+        TokenData(access_token="abc", **kwargs)
+
+
+def test_replace_keeps_the_new_fields() -> None:
+    """dataclasses.replace (the manager's way to stamp issued_at) carries extra and the rest."""
+    token = TokenData.from_response(PROVIDER_RESPONSE)
+    copy = dataclasses.replace(token, issued_at=None)
+    assert (copy.extra, copy.refresh_expires_at, copy.issued_token_type) == (
+        token.extra,
+        token.refresh_expires_at,
+        token.issued_token_type,
+    )
+    assert copy.extra is token.extra
+
+
+# -- the storage format, versions 1 and 2 (issue 13) ------------------------------------------
+
+#: Exactly what encode_token wrote before issue 13 (format 1), for a full and a bare token.
+V1_FULL = (
+    b'{"v":1,"access_token":"eyJhbGciOiJSUzI1NiJ9.e30.c2ln","token_type":"Bearer",'
+    b'"expires_at":"2030-01-01T13:00:00+00:00","refresh_token":"r-1 two","scope":"read write",'
+    b'"issued_at":"2030-01-01T12:00:00+00:00"}'
+)
+V1_BARE = (
+    b'{"v":1,"access_token":"abc","token_type":"Bearer","expires_at":null,'
+    b'"refresh_token":null,"scope":null,"issued_at":null}'
+)
+NOON = datetime(2030, 1, 1, 12, tzinfo=timezone.utc)
+
+
+def test_format_1_still_reads() -> None:
+    """A record an older release wrote decodes to the same token, with no new fields."""
+    full = decode_token(V1_FULL)
+    assert full == TokenData(
+        access_token="eyJhbGciOiJSUzI1NiJ9.e30.c2ln",
+        expires_at=NOON + timedelta(hours=1),
+        refresh_token="r-1 two",
+        scope="read write",
+    )
+    assert full.issued_at == NOON
+    assert (full.refresh_expires_at, full.issued_token_type, full.extra) == (None, None, {})
+    assert decode_token(V1_BARE) == TokenData(access_token="abc")
+
+
+def test_format_2_is_written_and_pinned() -> None:
+    """encode_token writes version 2: the format-1 fields, then refresh_expires_at and
+    issued_token_type, then extra (only when it has members) in canonical JSON."""
+    bare = TokenData(access_token="abc")
+    assert encode_token(bare) == (
+        b'{"v":2,"access_token":"abc","token_type":"Bearer","expires_at":null,'
+        b'"refresh_token":null,"scope":null,"issued_at":null,"refresh_expires_at":null,'
+        b'"issued_token_type":null}'
+    )
+    full = TokenData(
+        access_token="abc",
+        expires_at=NOON + timedelta(hours=1),
+        refresh_token="r1",
+        issued_at=NOON,
+        refresh_expires_at=NOON + timedelta(hours=8),
+        issued_token_type="urn:ietf:params:oauth:token-type:jwt",
+        extra={"ext_expires_in": 3600, "cnf": {"jkt": "k"}, "n\u00e9": ["\u00e9", 1.5, None]},
+    )
+    raw = encode_token(full)
+    assert raw == (
+        b'{"v":2,"access_token":"abc","token_type":"Bearer",'
+        b'"expires_at":"2030-01-01T13:00:00+00:00","refresh_token":"r1","scope":null,'
+        b'"issued_at":"2030-01-01T12:00:00+00:00","refresh_expires_at":"2030-01-01T20:00:00+00:00",'
+        b'"issued_token_type":"urn:ietf:params:oauth:token-type:jwt",'
+        b'"extra":{"cnf":{"jkt":"k"},"ext_expires_in":3600,"n\\u00e9":["\\u00e9",1.5,null]}}'
+    )
+    decoded = decode_token(raw)
+    assert decoded == full
+    assert decoded.refresh_expires_at == full.refresh_expires_at
+    assert decoded.extra["n\u00e9"] == ["\u00e9", 1.5, None]
+
+
+def test_a_provider_response_round_trips_through_the_storage_format() -> None:
+    """Every field of a real provider's response survives encode and decode."""
+    token = TokenData.from_response(PROVIDER_RESPONSE)
+    decoded = decode_token(encode_token(token))
+    assert decoded == token
+    assert hash(decoded) == hash(token)
+    assert (decoded.refresh_expires_at, decoded.issued_at) == (
+        token.refresh_expires_at,
+        token.issued_at,
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"v":2,"access_token":"a","token_type":"Bearer","extra":[1]}',
+        b'{"v":2,"access_token":"a","token_type":"Bearer","extra":{"x":NaN}}',
+        b'{"v":2,"access_token":"a","token_type":"Bearer","extra":{"access_token":"b"}}',
+        b'{"v":2,"access_token":"a","token_type":"Bearer","issued_token_type":7}',
+        b'{"v":2,"access_token":"a","token_type":"Bearer","refresh_expires_at":"noon"}',
+        b'{"v":2,"access_token":"a","token_type":"Bearer","extra":{"x":'
+        + b"[" * (MAX_EXTRA_DEPTH + 1)
+        + b"]" * (MAX_EXTRA_DEPTH + 1)
+        + b"}}",
+        b'{"v":2,"access_token":"a","token_type":"Bearer","extra":{"x":['
+        + b"[]," * (MAX_EXTRA_CONTAINERS + 1)
+        + b"[]]}}",
+        b'{"v":3,"access_token":"a","token_type":"Bearer"}',
+    ],
+    ids=[
+        "extra-list",
+        "nan",
+        "parsed-member",
+        "type-not-text",
+        "bad-time",
+        "too-deep",
+        "too-wide",
+        "future-version",
+    ],
+)
+def test_a_bad_format_2_record_is_a_token_response_error(raw: bytes) -> None:
+    """A v2 record whose new fields are malformed or beyond the bounds reads as a miss."""
+    with pytest.raises(TokenResponseError, match=r"stored token|extra|issued_token_type|finite"):
+        decode_token(raw)
+
+
+_json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=10,
+)
+
+
+@given(
+    extra=st.dictionaries(st.text(min_size=1, max_size=12), _json, max_size=6),
+    issued_token_type=st.none() | st.from_regex(r"urn:[a-z:]{1,30}", fullmatch=True),
+    refresh_lifetime=st.none() | st.floats(min_value=0, max_value=10**7),
+)
+def test_format_2_round_trips_any_bounded_extra(
+    extra: dict[str, Any], issued_token_type: str | None, refresh_lifetime: float | None
+) -> None:
+    """Any bounded JSON extra, any issued_token_type and refresh expiry decode as written."""
+    extra = {k: v for k, v in extra.items() if k not in PARSED_MEMBERS}
+    now = FakeClock().now()
+    token = TokenData(
+        access_token="abc",
+        issued_at=now,
+        refresh_expires_at=None
+        if refresh_lifetime is None
+        else now + timedelta(seconds=refresh_lifetime),
+        issued_token_type=issued_token_type,
+        extra=extra,
+    )
+    decoded = decode_token(encode_token(token))
+    assert decoded == token
+    assert decoded.extra == extra
+    assert hash(decoded) == hash(token)
+
+
+def test_a_token_with_extras_pickles_with_a_fresh_hash() -> None:
+    """A token pickled in another process (another str-hash salt) unpickles equal and with
+    this process's hash, because extra is rebuilt rather than restored with its hash."""
+    script = (
+        "import pickle, sys\n"
+        "from requestforge import TokenData\n"
+        "token = TokenData(access_token='abc', extra={'cnf': {'jkt': 'k'}, 'ext': 1})\n"
+        "sys.stdout.write(pickle.dumps(token).hex())\n"
+    )
+    done = subprocess.run(  # noqa: S603 - our own script, our own interpreter
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    copy = pickle.loads(bytes.fromhex(done.stdout))  # noqa: S301 - our own bytes
+    token = TokenData(access_token="abc", extra={"ext": 1, "cnf": {"jkt": "k"}})
+    assert copy == token
+    assert hash(copy) == hash(token)
+    assert {copy: 1}[token] == 1

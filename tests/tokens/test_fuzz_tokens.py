@@ -42,7 +42,21 @@ if not settings.configured:  # the same settings as tests/tokens/storage/test_dj
     )
     django.setup()
 
-FIELDS = ["access_token", "token_type", "expires_in", "refresh_token", "scope", "v"]
+FIELDS = [
+    "access_token",
+    "token_type",
+    "expires_in",
+    "refresh_token",
+    "scope",
+    "v",
+    # issue 13: parsed into fields, or kept in extra
+    "refresh_expires_in",
+    "refresh_token_expires_in",
+    "issued_token_type",
+    "id_token",
+    "cnf",
+    "extra",
+]
 
 
 class Deep(list[object]):
@@ -121,13 +135,33 @@ def test_from_response_raises_only_token_response_errors(data: object) -> None:
 
 #: Stored records with any value in any field, as another process might have written them.
 records = st.dictionaries(
-    st.sampled_from([*FIELDS, "expires_at", "issued_at"]), shallow, max_size=8
+    st.sampled_from([*FIELDS, "expires_at", "issued_at", "refresh_expires_at"]),
+    shallow,
+    max_size=8,
+).map(json.dumps)
+#: Format-2 records (issue 13) with anything in their new fields.
+v2_records = st.fixed_dictionaries(
+    {"v": st.just(2), "access_token": tokenish, "token_type": st.just("Bearer")},
+    optional={
+        "extra": st.dictionaries(st.text(max_size=10), shallow, max_size=6) | shallow,
+        "issued_token_type": st.one_of(tokenish, shallow),
+        "refresh_expires_at": shallow,
+    },
 ).map(json.dumps)
 stored = st.one_of(
     st.binary(),
     st.text(),
     records,
     records.map(str.encode),
+    v2_records,
+    st.integers(min_value=1, max_value=200_000).map(
+        lambda n: '{"v":2,"access_token":"a","token_type":"Bearer","extra":{"x":' + "[" * n
+    ),
+    st.integers(min_value=1, max_value=200_000).map(
+        lambda n: (
+            '{"v":2,"access_token":"a","token_type":"Bearer","extra":{"x":[' + "[]," * n + "[]]}}"
+        )
+    ),
     st.integers(min_value=1, max_value=200_000).map(lambda n: "[" * n + "]" * n),
     st.integers(min_value=1, max_value=200_000).map(lambda n: '{"v":1,"a":' + "{" * n),
 )
@@ -171,7 +205,7 @@ NAMES = st.sampled_from(["a", "b", "step", ""]) | st.text(max_size=5)
 
 
 def _fetchers() -> st.SearchStrategy[list[FakeTokenFetcher]]:
-    return st.lists(NAMES.filter(bool).map(FakeTokenFetcher), max_size=3)
+    return st.lists(NAMES.filter(str.strip).map(FakeTokenFetcher), max_size=3)
 
 
 CONSTRUCTORS: dict[str, tuple[Callable[..., Any], st.SearchStrategy[dict[str, Any]]]] = {
@@ -184,6 +218,9 @@ CONSTRUCTORS: dict[str, tuple[Callable[..., Any], st.SearchStrategy[dict[str, An
             refresh_token=st.none() | tokenish,
             scope=st.none() | st.text(),
             issued_at=st.none() | st.datetimes(timezones=st.timezones()),
+            refresh_expires_at=st.none() | st.datetimes(timezones=st.timezones()),
+            issued_token_type=st.none() | tokenish,
+            extra=st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), json_values),
         ),
     ),
     "TokenManager": (
@@ -319,6 +356,8 @@ def test_token_side_constructors_raise_only_requestforge_errors(
         built = build(**kwargs)
     except RequestForgeError:
         return
+    if isinstance(built, TokenData):  # whatever it was built with, it stores and reads back
+        assert decode_token(encode_token(built)) == built
     close = getattr(built, "close", None)
     if callable(close):
         close()

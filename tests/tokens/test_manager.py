@@ -376,6 +376,127 @@ def _in(clock: FakeClock, seconds: float) -> Any:
     return clock.now() + timedelta(seconds=seconds)
 
 
+class _ExpiringRefreshProvider(TokenProviderInterface):
+    """Issues 60-second tokens whose refresh token lives ``refresh_lifetime`` seconds, and
+    counts fetches and refreshes; ``rotate=False`` refreshes without a new refresh token."""
+
+    def __init__(self, clock: FakeClock, refresh_lifetime: float, *, rotate: bool = True) -> None:
+        self.clock, self.refresh_lifetime, self.rotate = clock, refresh_lifetime, rotate
+        self.fetches = self.refreshes = 0
+        self.refreshed_with: list[str | None] = []
+
+    def _token(self, name: str, *, refresh: bool) -> TokenData:
+        return TokenData(
+            access_token=name,
+            expires_at=_in(self.clock, 60),
+            issued_at=self.clock.now(),
+            refresh_token=f"r-{name}" if refresh else None,
+            refresh_expires_at=_in(self.clock, self.refresh_lifetime) if refresh else None,
+        )
+
+    def fetch_token(self) -> TokenData:
+        self.fetches += 1
+        return self._token(f"fetched-{self.fetches}", refresh=True)
+
+    def refresh_token(self, current: TokenData) -> TokenData:
+        self.refreshes += 1
+        self.refreshed_with.append(current.refresh_token)
+        return self._token(f"refreshed-{self.refreshes}", refresh=self.rotate)
+
+
+@pytest.mark.parametrize(
+    ("refresh_lifetime", "expected"),
+    [
+        (600, (1, 1)),  # 540 s left at the refresh: used
+        (61, (2, 0)),  # 1 s left, inside its leeway (a tenth of 61 s): a fetch instead
+        (60, (2, 0)),  # expired exactly then
+        (30, (2, 0)),  # long expired
+    ],
+)
+def test_a_refresh_token_past_its_expiry_is_not_tried(
+    forge_clock: FakeClock, refresh_lifetime: float, expected: tuple[int, int]
+) -> None:
+    """Past (or within the leeway of) refresh_expires_at the manager fetches instead of
+    sending a refresh token that would earn an invalid_grant."""
+    provider = _ExpiringRefreshProvider(forge_clock, refresh_lifetime)
+    manager = TokenManager(provider)
+    manager.get_token()
+    forge_clock.advance(60)
+    manager.get_token()
+    assert (provider.fetches, provider.refreshes) == expected
+
+
+def test_a_kept_refresh_token_keeps_its_expiry(forge_clock: FakeClock) -> None:
+    """A refresh answered without a refresh token keeps the old one and its
+    refresh_expires_at, so the manager still knows when to stop refreshing."""
+    provider = _ExpiringRefreshProvider(forge_clock, 150, rotate=False)
+    manager = TokenManager(provider)
+    first = manager.get_token()
+    forge_clock.advance(60)
+    second = manager.get_token()
+    assert (second.refresh_token, second.refresh_expires_at) == (
+        first.refresh_token,
+        first.refresh_expires_at,
+    )
+    forge_clock.advance(60)  # 30 s left on the refresh token: beyond its 15 s leeway
+    manager.get_token()
+    forge_clock.advance(60)  # now past it
+    manager.get_token()
+    assert (provider.fetches, provider.refreshes) == (2, 2)
+    assert provider.refreshed_with == ["r-fetched-1", "r-fetched-1"]
+
+
+# -- expires_in=0: do not cache ---------------------------------------------------------------
+
+
+def test_a_token_with_expires_in_0_is_never_stored_or_reused(forge_clock: FakeClock) -> None:
+    """expires_in=0 means "do not cache": each call fetches, and the storage stays empty."""
+    provider = FakeTokenProvider(lifetime=0)
+    storage = InMemoryTokenStorage()
+    manager = TokenManager(provider, storage)
+    tokens = [manager.get_token().access_token for _ in range(3)]
+    assert tokens == ["fake-access-1", "fake-access-2", "fake-access-3"]
+    assert storage.get(manager.cache_key) is None
+    assert manager.refresh("fake-access-3").access_token == "fake-access-4"
+    assert storage.get(manager.cache_key) is None
+
+
+def test_expires_in_0_from_a_response_is_not_cached(forge_clock: FakeClock) -> None:
+    """A provider parsing {"expires_in": 0} gets the same treatment; a 1-second token is cached."""
+
+    class Provider(TokenProviderInterface):
+        def __init__(self, lifetime: int) -> None:
+            self.lifetime, self.fetches = lifetime, 0
+
+        def fetch_token(self) -> TokenData:
+            self.fetches += 1
+            body = {"access_token": f"t{self.fetches}", "expires_in": self.lifetime}
+            return TokenData.from_response(body)
+
+    zero, one = Provider(0), Provider(1)
+    for provider in (zero, one):
+        manager = TokenManager(provider)
+        manager.get_token()
+        manager.get_token()
+    assert (zero.fetches, one.fetches) == (2, 1)
+
+
+def test_32_callers_share_one_fetch_of_an_expires_in_0_token(forge_stress: Stress) -> None:
+    """Still single flight per burst: 32 concurrent callers get one fetch's token, and the
+    next burst fetches anew because nothing was stored."""
+    provider = FakeTokenProvider(lifetime=0)
+    storage = InMemoryTokenStorage()
+    manager = TokenManager(provider, storage)
+
+    report = forge_stress(manager.get_token, threads=32, rounds=5)
+    report.assert_no_errors()
+    report.assert_single_fetch(provider)
+    assert provider.fetch_count == 5
+    for round_ in report.rounds:
+        assert len({token.access_token for token in round_.results}) == 1
+    assert storage.get(manager.cache_key) is None
+
+
 # -- compare-and-refresh -------------------------------------------------------------------------
 
 

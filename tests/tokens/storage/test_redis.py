@@ -396,7 +396,7 @@ FOREIGN_VALUES = {
     "not json": b"secret-abc not json",
     "not utf-8": b"\xff\xfesecret-abc",
     "a list": b'["secret-abc"]',
-    "other version": b'{"v":2,"access_token":"secret-abc","token_type":"Bearer"}',
+    "future version": b'{"v":3,"access_token":"secret-abc","token_type":"Bearer"}',
     "no version": b'{"access_token":"secret-abc","token_type":"Bearer"}',
     "missing field": b'{"v":1,"access_token":"secret-abc"}',
     "bad token": b'{"v":1,"access_token":"secret abc","token_type":"Bearer"}',
