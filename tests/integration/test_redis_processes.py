@@ -1,64 +1,29 @@
 """Cross-process single flight through Redis: real processes, one redis-server, one token endpoint.
 
-Every worker process runs a ``TokenManager`` over its own ``RedisTokenStorage`` (as separate
-gunicorn or Celery workers would) and a ``ClientCredentialsTokenProvider`` pointed at the
-local OAuth2 server in this process. The processes share nothing but Redis. Time is a
-``FakeClock`` in every process, set by this test before each round, so expiry crossings
-are exact and nobody sleeps.
+Every worker process (``tests/integration/processes.py``) runs a ``TokenManager`` over its
+own ``RedisTokenStorage`` (as separate gunicorn or Celery workers would) and a
+``ClientCredentialsTokenProvider`` pointed at the local OAuth2 server in this process. The
+processes share nothing but Redis. Time is a ``FakeClock`` in every process, set by this
+test before each round, so expiry crossings are exact and nobody sleeps.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import threading
-from datetime import datetime
-from multiprocessing.connection import Connection
 from typing import Any
 
 import pytest
 
-from requestforge import ClientCredentialsTokenProvider, RedisTokenStorage, TokenManager
-from requestforge_testing import (
-    FakeClock,
-    FakeTokenProvider,
-    OAuthServer,
-    RedisServer,
-    forge_stress,
-)
+from requestforge import RedisTokenStorage, TokenManager
+from requestforge_testing import FakeClock, FakeTokenProvider, OAuthServer, RedisServer
+from tests.integration.processes import CONTEXT, TokenWorker, Workers
 
 PROCESSES = 4
 THREADS = 8
 ROUNDS = 10
 LIFETIME = 600.0
-
-# spawn, not fork: forking a multi-threaded pytest process can deadlock the child.
-_mp = multiprocessing.get_context("spawn")
-
-
-def _worker(conn: Connection, redis_url: str, token_url: str, barrier: Any, threads: int) -> None:
-    """A worker process: each round, set the clock, then ``threads`` threads ask for a token
-    once every thread of every process has reached the cross-process ``barrier``."""
-    clock = FakeClock()
-    clock.install()
-    provider = ClientCredentialsTokenProvider(token_url, "forge-client", "forge-secret")
-    manager = TokenManager(provider, RedisTokenStorage(redis_url))
-
-    def ask() -> str:
-        barrier.wait(30)
-        return manager.get_token().access_token
-
-    while (message := conn.recv()) is not None:
-        clock.set(datetime.fromisoformat(message))
-        report = forge_stress(ask, threads=threads)
-        conn.send(
-            [
-                f"error: {type(o.error).__name__}: {o.error}" if o.error else str(o.result)
-                for o in report.outcomes
-            ]
-        )
-    provider.close()
 
 
 def test_processes_fetch_once_per_expiry(
@@ -67,36 +32,29 @@ def test_processes_fetch_once_per_expiry(
     """4 processes x 8 threads: exactly one fetch at the first request and at each expiry."""
     forge_oauth_server.lifetime = LIFETIME
     forge_oauth_server.latency = 0.05  # a slow endpoint: a wide window for a stampede
-    barrier = _mp.Barrier(PROCESSES * THREADS)
-    pipes = [_mp.Pipe() for _ in range(PROCESSES)]
-    workers = [
-        _mp.Process(
-            target=_worker,
-            args=(child, forge_redis.url, forge_oauth_server.token_url, barrier, THREADS),
-        )
-        for _, child in pipes
-    ]
-    for worker in workers:
-        worker.start()
     fetches: list[int] = []
     tokens: list[set[str]] = []
     answers: list[int] = []
-    try:
+    with Workers(
+        PROCESSES,
+        TokenWorker,
+        redis_url=forge_redis.url,
+        token_url=forge_oauth_server.token_url,
+        api_url=forge_oauth_server.api_url,
+        barriers={THREADS: CONTEXT.Barrier(PROCESSES * THREADS)},
+    ) as workers:
         for _ in range(ROUNDS):
             before = forge_oauth_server.fetch_count
-            for parent, _ in pipes:
-                parent.send(forge_clock.now().isoformat())
-            seen = [token for parent, _ in pipes for token in parent.recv()]
+            seen = [
+                t
+                for answer in workers.ask_all(forge_clock.now(), "tokens", THREADS)
+                for t in answer
+            ]
             fetches.append(forge_oauth_server.fetch_count - before)
             tokens.append(set(seen))
             answers.append(len(seen))
             forge_clock.advance(LIFETIME)  # the next round starts past the expiry
-    finally:
-        for parent, _ in pipes:
-            parent.send(None)
-        for worker in workers:
-            worker.join(30)
-    assert [worker.exitcode for worker in workers] == [0] * PROCESSES
+    assert workers.exitcodes == [0] * PROCESSES
     assert answers == [PROCESSES * THREADS] * ROUNDS  # every thread of every process answered
     assert fetches == [1] * ROUNDS
     assert [len(round_tokens) for round_tokens in tokens] == [1] * ROUNDS
@@ -118,8 +76,8 @@ def _hold_the_lock(redis_url: str, inside: Any) -> None:
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_killed_lock_holder_blocks_others_only_for_the_lease(forge_redis: RedisServer) -> None:
     """A process SIGKILLed while holding the lock mid-fetch delays the next fetch by the lease."""
-    inside = _mp.Event()
-    holder = _mp.Process(target=_hold_the_lock, args=(forge_redis.url, inside))
+    inside = CONTEXT.Event()
+    holder = CONTEXT.Process(target=_hold_the_lock, args=(forge_redis.url, inside))
     holder.start()
     try:
         assert inside.wait(30), "the holder never reached its fetch"
