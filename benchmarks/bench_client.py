@@ -4,7 +4,8 @@ and a raw urllib3.PoolManager.
 The API server runs in a child process so its work does not compete with the clients for
 this process's GIL. The clients send the same requests, each over its own keep-alive
 connection, taking turns in blocks (in a rotating order) so drift in the machine affects
-them equally. HttpClient has hooks and a retry strategy configured, none of them triggered.
+them equally. HttpClient has hooks and a retry strategy configured, none of them triggered;
+``HttpClient, no hooks`` is the default config, like for like with httpx.Client.
 Targets: HttpClient / requests.Session <= 1.0 and HttpClient / httpx.Client <= 1.0, wall
 and client CPU; raw urllib3 (a ``PoolManager.request`` reading the body, no environment, no
 cookies, no redirects) is the floor under every client built on it, and each row's ratio to
@@ -46,6 +47,7 @@ from requestforge_testing import ApiServer, Reply
 
 BARE = "requests.Session"
 OURS = "HttpClient"
+PLAIN = "HttpClient, no hooks"
 FLOOR = "requests.Session, trust_env=False"
 HTTPX = "httpx.Client"
 RAW = "urllib3.PoolManager"
@@ -94,11 +96,13 @@ def main() -> None:
     floor = requests.Session()
     floor.trust_env = False
     client = HttpClient(config)
+    plain = HttpClient(HttpClientConfigBuilder().with_base_url(base_url).build())
     rival = httpx.Client(timeout=30)
     raw = urllib3.PoolManager(retries=False, timeout=30)
     senders: dict[str, Callable[[], object]] = {
         BARE: lambda: bare.get(url, timeout=30).content,
         OURS: lambda: client.get("/bench"),
+        PLAIN: lambda: plain.get("/bench"),
         FLOOR: lambda: floor.get(url, timeout=30).content,
         HTTPX: lambda: rival.get(url).content,
         RAW: lambda: raw.request("GET", url).data,
@@ -117,6 +121,7 @@ def main() -> None:
         bare.close()
         floor.close()
         client.close()
+        plain.close()
         rival.close()
         raw.clear()
         parent.send("stop")
@@ -132,13 +137,14 @@ def main() -> None:
     for name in senders:
         print(f"  {name:<44} {per_request(name, 0):12.1f} {per_request(name, 1):18.1f}")
     print(f"  {'ratios':<44} {'wall':>12} {'client CPU':>18}")
-    for label, base in (
-        ("HttpClient / requests.Session", BARE),
-        ("HttpClient / httpx.Client", HTTPX),
-        ("HttpClient / trust_env=False", FLOOR),
+    for label, ours, base in (
+        ("HttpClient / requests.Session", OURS, BARE),
+        ("HttpClient / httpx.Client", OURS, HTTPX),
+        ("HttpClient, no hooks / httpx.Client", PLAIN, HTTPX),
+        ("HttpClient / trust_env=False", OURS, FLOOR),
     ):
-        wall = per_request(OURS, 0) / per_request(base, 0)
-        cpu = per_request(OURS, 1) / per_request(base, 1)
+        wall = per_request(ours, 0) / per_request(base, 0)
+        cpu = per_request(ours, 1) / per_request(base, 1)
         target = "   (target <= 1.0)" if base in (BARE, HTTPX) else ""
         print(f"  {label:<44} {wall:12.3f} {cpu:18.3f}{target}")
     for name in senders:
