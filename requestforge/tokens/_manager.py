@@ -40,7 +40,7 @@ from dataclasses import replace
 from typing import Final, TypeGuard
 
 from requestforge._clock import Clock, get_default_clock
-from requestforge._exceptions import TokenEndpointError, TokenError
+from requestforge._exceptions import TokenEndpointError, TokenError, TokenStorageError
 from requestforge._validate import instance, number, text, valid_clock
 from requestforge.tokens._data import TokenData
 from requestforge.tokens._providers import TokenProviderInterface
@@ -382,11 +382,24 @@ class TokenManager:
                 return current
             token = self._call_provider(current, clock)
             if _cacheable(token):
-                self._storage.set(self._key, token)
+                self._store(token)
                 self._thresholds(token, clock)
             # else expires_in=0, "do not cache": the callers of this flight get it (the
             # waiters through the flight), and the next call fetches again.
             return token
+
+    def _store(self, token: TokenData) -> None:
+        """Store a fetched token; if the storage fails now (a Redis failover), the callers of
+        this flight still get the token: fetching it cost a round trip and it is valid."""
+        try:
+            self._storage.set(self._key, token)
+        except TokenStorageError as exc:
+            logger.warning(
+                "could not store the token fetched for %r (%s); its callers get it, and the "
+                "next caller that finds no stored token fetches again",
+                self._key,
+                type(exc).__name__,
+            )
 
     def _usable(
         self, token: TokenData | None, clock: Clock, *, proactive: bool, rejected: str | None

@@ -17,6 +17,7 @@ from requestforge import (
     TokenError,
     TokenManager,
     TokenProviderInterface,
+    TokenStorageError,
     TokenStorageInterface,
 )
 from requestforge_testing import FakeClock, FakeTokenProvider, StressRunner
@@ -97,6 +98,23 @@ def test_get_token_reads_the_near_copy_and_renewal_reads_the_storage(
     assert ours.get_token() == renewed
     assert calls[:2] == ["cached", "get"]
     assert provider.fetch_count == 2  # the first token and the renewal: nothing more
+
+
+def test_a_storage_failing_to_store_still_hands_over_the_fetched_token(
+    forge_token_provider: FakeTokenProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When set() fails after the fetch (a Redis failover), the caller gets the fetched token
+    and a warning, not the storage's error."""
+
+    class Failing(InMemoryTokenStorage):
+        def set(self, key: str, token: TokenData) -> None:
+            raise TokenStorageError("the master is failing over")
+
+    manager = TokenManager(forge_token_provider, Failing())
+    token = manager.get_token()
+    assert token.access_token == "fake-access-1"
+    assert "could not store the token" in caplog.text
+    assert token.access_token not in caplog.text
 
 
 def test_default_cache_key_comes_from_service_name() -> None:
