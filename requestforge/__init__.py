@@ -72,8 +72,23 @@ from requestforge._retry import (
 from requestforge._scrub import RedactedCause, RedactingFilter
 from requestforge._secrets import Secrets, declare_secrets
 from requestforge._verbs import RequestOptions
+from requestforge.tokens._client_auth import (
+    ClientAuthMethod,
+    ClientSecretBasic,
+    ClientSecretJwt,
+    ClientSecretPost,
+    NoClientAuth,
+    PrivateKeyJwt,
+    TlsClientAuth,
+)
 from requestforge.tokens._data import TokenData
+from requestforge.tokens._exchange_step import TokenExchangeFetcher
 from requestforge.tokens._fetchers import BodyTokenFetcher, HeaderTokenFetcher
+from requestforge.tokens._grants import (
+    CustomGrantTokenProvider,
+    JwtBearerTokenProvider,
+    TokenExchangeTokenProvider,
+)
 from requestforge.tokens._manager import TokenManager
 from requestforge.tokens._oauth2 import ClientCredentialsTokenProvider, PasswordGrantTokenProvider
 from requestforge.tokens._pipeline import (
@@ -105,14 +120,19 @@ __all__ = [
     "CircuitBreakerRetryStrategy",
     "CircuitOpenError",
     "CircuitState",
+    "ClientAuthMethod",
     "ClientClosedError",
     "ClientCredentialsTokenProvider",
+    "ClientSecretBasic",
+    "ClientSecretJwt",
+    "ClientSecretPost",
     "Clock",
     "CompositeAuthHook",
     "ConfigurationError",
     "ConnectError",
     "ConnectTimeoutError",
     "CorrelationIdHook",
+    "CustomGrantTokenProvider",
     "DjangoCacheTokenStorage",
     "ErrorHookInterface",
     "ExponentialBackoffRetryStrategy",
@@ -131,16 +151,19 @@ __all__ = [
     "InvalidRequestError",
     "InvalidURLError",
     "JobResult",
+    "JwtBearerTokenProvider",
     "LoggingErrorHook",
     "LoggingRequestHook",
     "LoggingResponseHook",
     "MaxRetryException",
+    "NoClientAuth",
     "NoRetryStrategy",
     "PasswordGrantTokenProvider",
     "PerKeyLockMixin",
     "PipelineStepError",
     "PipelineTokenProvider",
     "Pool",
+    "PrivateKeyJwt",
     "RateLimitInfo",
     "RateLimitResponseHook",
     "ReadError",
@@ -164,10 +187,13 @@ __all__ = [
     "SystemClock",
     "ThreadException",
     "ThreadResponse",
+    "TlsClientAuth",
     "TokenAuthHook",
     "TokenData",
     "TokenEndpointError",
     "TokenError",
+    "TokenExchangeFetcher",
+    "TokenExchangeTokenProvider",
     "TokenFetchPipeline",
     "TokenFetcherInterface",
     "TokenManager",

@@ -22,7 +22,7 @@ from requestforge._redact import REDACTED, redact_text, redact_url
 from requestforge._redirects import origin
 from requestforge._response import HttpResponse
 
-__all__ = ["TRANSIENT_STATUSES", "endpoint_error", "location_origin", "scrub"]
+__all__ = ["TRANSIENT_STATUSES", "endpoint_error", "location_origin", "scrub", "transient_status"]
 
 #: Besides every 5xx, the statuses after which trying again later may succeed.
 TRANSIENT_STATUSES: Final = frozenset({408, 425, 429})
@@ -32,6 +32,13 @@ _ERROR_CODE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_DESCRIPTION: Final = 200
 #: A host we are willing to print: letters, digits, dots, dashes, IPv6 colons.
 _PRINTABLE_HOST: Final = re.compile(r"[a-z0-9._:%-]{1,253}")
+
+
+def transient_status(status: int) -> bool:
+    """Whether a token endpoint's ``status`` means trying again later may succeed: every
+    5xx, and 408, 425 and 429. The OAuth providers and the pipeline's fetchers both ask
+    this (through :func:`endpoint_error` or directly)."""
+    return status >= 500 or status in TRANSIENT_STATUSES
 
 
 def scrub(text: str, secrets: Iterable[str | None], limit: int) -> str:
@@ -96,7 +103,7 @@ def endpoint_error(
             error = scrub(body["error"], known, 64)
         if isinstance(body.get("error_description"), str):
             description = scrub(body["error_description"], known, MAX_DESCRIPTION)
-    transient = status >= 500 or status in TRANSIENT_STATUSES
+    transient = transient_status(status)
     message = f"token endpoint {where} answered {status}"
     if error and _ERROR_CODE.fullmatch(error):
         message += f" ({error})"

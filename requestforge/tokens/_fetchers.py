@@ -6,9 +6,14 @@ the token of the step named by ``auth_from`` (the last dependency unless given);
 that want earlier tokens elsewhere, ``headers``, ``json`` and ``data`` may be callables
 that receive the :class:`~requestforge.FetchContext`.
 
+A step that requests its token from an OAuth token endpoint authenticates the client with
+``client_id`` and ``client_auth`` (any :class:`~requestforge.ClientAuthMethod`), whose form
+fields join ``data`` and whose headers join the request's; ``TokenExchangeFetcher`` is such a
+step for RFC 8693, exchanging an earlier step's token for its own.
+
 Failures are typed and never quote a token: the endpoint answering non-2xx or not at all is
-a :class:`~requestforge.TokenEndpointError`; a 2xx without a usable token is a
-:class:`~requestforge.TokenResponseError`.
+a :class:`~requestforge.TokenEndpointError` (from the one mapping the OAuth providers use,
+``_endpoint``); a 2xx without a usable token is a :class:`~requestforge.TokenResponseError`.
 
 Requests go through ``client`` if given. Otherwise the step makes its own client (30 s
 timeout, no retries), taking from ``config``, if given, only its connection settings:
@@ -50,8 +55,9 @@ from requestforge._validate import (
     valid_clock,
     valid_token_type,
 )
+from requestforge.tokens._client_auth import ClientAuthMethod, check_form_fields
 from requestforge.tokens._data import TokenData, _parse_expires_in
-from requestforge.tokens._endpoint import TRANSIENT_STATUSES, endpoint_error
+from requestforge.tokens._endpoint import endpoint_error, transient_status
 from requestforge.tokens._pipeline import FetchContext, TokenFetcherInterface
 
 __all__ = ["BodyTokenFetcher", "HeaderTokenFetcher"]
@@ -81,6 +87,8 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         auth_from: str | None = None,
         token_type: str = "Bearer",  # noqa: S107 - a scheme name, not a secret
         clock: Clock | None = None,
+        client_id: str | None = None,
+        client_auth: ClientAuthMethod | None = None,
     ) -> None:
         super().__init__(name, depends_on=depends_on, ttl=ttl)
         if client is not None:
@@ -107,6 +115,10 @@ class _HttpTokenFetcher(TokenFetcherInterface):
             )
         valid_token_type("token_type", token_type)
         valid_clock("clock", clock)
+        self._client_auth = _valid_client_auth(
+            name, client_auth, client_id, json=json, data=data, client=client, config=connection
+        )
+        self._client_id = client_id
         self._url = url
         self._owns_client = client is None
         if client is None:
@@ -117,10 +129,14 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         self._headers = headers
         self._json = json
         self._data = data
-        self._auth_from = auth_from or (self.depends_on[-1] if self.depends_on else None)
+        if auth_from is None and client_auth is None and self.depends_on:
+            auth_from = self.depends_on[-1]  # a client that authenticates needs no bearer
+        self._auth_from = auth_from
         self._token_type = token_type
         self._clock = clock
         declare_secrets(_fixed_secrets(headers, json, data))
+        if client_auth is not None and client_id is not None:
+            declare_secrets(client_auth.secrets(client_id))
 
     @property
     def url(self) -> str:
@@ -131,6 +147,11 @@ class _HttpTokenFetcher(TokenFetcherInterface):
     def client(self) -> HttpClient:
         """The client requests are sent with."""
         return self._client
+
+    @property
+    def client_auth(self) -> ClientAuthMethod | None:
+        """How the step authenticates the client at a token endpoint, or None."""
+        return self._client_auth
 
     def close(self) -> None:
         """Close the client if this fetcher created it (a client passed in is left open)."""
@@ -162,6 +183,9 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         where = redact_url(self._url)
         json = self._json(context) if callable(self._json) else self._json
         data = self._data(context) if callable(self._data) else self._data
+        sent: list[str] = []
+        if self._client_auth is not None and self._client_id is not None:
+            data, sent = self._authenticate(self._client_auth, self._client_id, data, headers)
         try:
             response = self._client.request(
                 self._method,
@@ -172,6 +196,13 @@ class _HttpTokenFetcher(TokenFetcherInterface):
                 allow_redirects=False,  # see _token_endpoint: a token request stays put
             )
         except RequestError as exc:
+            if exc.response is not None and not exc.response.is_success:
+                raise endpoint_error(
+                    exc.response,
+                    url=self._url,
+                    purpose=f"step {self.name!r}",
+                    secrets=[*sent, *_sent_secrets(context, headers, json, data)],
+                ) from exc
             raise TokenEndpointError(
                 f"token request to {where} failed: {type(exc).__name__}",
                 transient=_transient_error(exc),
@@ -184,9 +215,25 @@ class _HttpTokenFetcher(TokenFetcherInterface):
                 response,
                 url=self._url,
                 purpose=f"step {self.name!r}",
-                secrets=_sent_secrets(context, headers, json, data),
+                secrets=[*sent, *_sent_secrets(context, headers, json, data)],
             )
         return response
+
+    def _authenticate(
+        self, auth: ClientAuthMethod, client_id: str, data: BodyArg, headers: dict[str, str]
+    ) -> tuple[Any, list[str]]:
+        """``data`` with the client authentication's fields added (and its headers added
+        to ``headers``); the secrets it sent."""
+        if data is not None and not isinstance(data, Mapping):
+            raise ConfigurationError(
+                f"step {self.name!r} authenticates its client in the form, so data must be a "
+                f"mapping, got {type(data).__name__}"
+            )
+        form: dict[str, Any] = dict(data or {})
+        check_form_fields(form, what=f"the data of step {self.name!r}")
+        clock = self._clock or get_default_clock()
+        sent = auth.apply(form, headers, client_id=client_id, token_url=self._url, now=clock.now())
+        return (form if form or data is not None else None), sent
 
     def _token(
         self,
@@ -243,6 +290,8 @@ class HeaderTokenFetcher(_HttpTokenFetcher):
         auth_from: str | None = None,
         token_type: str = "Bearer",  # noqa: S107 - a scheme name, not a secret
         clock: Clock | None = None,
+        client_id: str | None = None,
+        client_auth: ClientAuthMethod | None = None,
     ) -> None:
         self._header_name = _valid_header_name(header_name, "header_name")
         declare_secrets(Secrets.of(headers=[header_name]))  # it carries the token
@@ -260,6 +309,8 @@ class HeaderTokenFetcher(_HttpTokenFetcher):
             auth_from=auth_from,
             token_type=token_type,
             clock=clock,
+            client_id=client_id,
+            client_auth=client_auth,
         )
 
     @property
@@ -309,6 +360,8 @@ class BodyTokenFetcher(_HttpTokenFetcher):
         auth_from: str | None = None,
         token_type: str = "Bearer",  # noqa: S107 - a scheme name, not a secret
         clock: Clock | None = None,
+        client_id: str | None = None,
+        client_auth: ClientAuthMethod | None = None,
     ) -> None:
         self._token_path = _split_path(token_path, "token_path")
         self._expires_in_path = (
@@ -333,6 +386,8 @@ class BodyTokenFetcher(_HttpTokenFetcher):
             auth_from=auth_from,
             token_type=token_type,
             clock=clock,
+            client_id=client_id,
+            client_auth=client_auth,
         )
 
     def _extract(self, response: HttpResponse, clock: Clock) -> TokenData:
@@ -432,5 +487,39 @@ def _transient_error(exc: RequestError) -> bool:
     """Whether a request that got no usable answer may succeed if tried again later."""
     response = exc.response
     if response is not None:
-        return response.status_code >= 500 or response.status_code in TRANSIENT_STATUSES
+        return transient_status(response.status_code)
     return isinstance(exc, TransportError | MaxRetryException | CircuitOpenError)
+
+
+def _valid_client_auth(
+    name: str,
+    client_auth: object,
+    client_id: object,
+    *,
+    json: BodyArg,
+    data: BodyArg,
+    client: HttpClient | None,
+    config: HttpClientConfig | None,
+) -> ClientAuthMethod | None:
+    if client_auth is None:
+        if client_id is not None:
+            raise ConfigurationError(f"step {name!r}: client_id is sent by a client_auth")
+        return None
+    if not isinstance(client_auth, ClientAuthMethod):
+        raise ConfigurationError(
+            f"client_auth of step {name!r} must be a ClientAuthMethod, "
+            f"got {type(client_auth).__name__}"
+        )
+    text(f"client_id of step {name!r}", client_id)
+    if client_auth.uses_form and json is not None:
+        raise ConfigurationError(
+            f"step {name!r}: {type(client_auth).__name__} sends form fields; use data=, not json="
+        )
+    if client_auth.needs_client_cert:
+        settings = config or (client.config if client is not None else None)
+        if settings is None or settings.client_cert is None:
+            raise ConfigurationError(
+                f"step {name!r}: {client_auth.method} authenticates with the TLS client "
+                "certificate: give config= (or client=) with a client certificate"
+            )
+    return client_auth

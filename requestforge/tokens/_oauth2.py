@@ -1,22 +1,23 @@
-"""OAuth 2.0 token providers: the client credentials and resource owner password grants.
+"""OAuth 2.0 token providers: the client credentials and resource owner password grants,
+and the token endpoint exchange the other grants (``_grants.py``) share.
 
 A provider only talks to the token endpoint (RFC 6749 sections 4.3, 4.4 and 6); the
 :class:`~requestforge.TokenManager` caches and single-flights, so providers hold no lock.
 Every failure surfaces as a :class:`~requestforge.TokenError`: never a ``requests``
 exception, never a :class:`~requestforge.MaxRetryException`, never a secret in a message.
+The client authenticates with any :class:`~requestforge.ClientAuthMethod` (``_client_auth``).
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, Final
-from urllib.parse import quote_plus, urlsplit
+from typing import Any, ClassVar, Final, TypeAlias
+from urllib.parse import urlsplit
 
 from requestforge._client import HttpClient
-from requestforge._clock import Clock
+from requestforge._clock import Clock, get_default_clock
 from requestforge._config import HttpClientConfig, connection_settings
 from requestforge._exceptions import (
     CircuitOpenError,
@@ -41,8 +42,18 @@ from requestforge._validate import (
     text,
     valid_clock,
 )
+from requestforge.tokens._client_auth import (
+    CLIENT_AUTH_NAMES,
+    ClientAuthMethod,
+    resolve_client_auth,
+)
 from requestforge.tokens._data import TokenData
-from requestforge.tokens._endpoint import MAX_DESCRIPTION, endpoint_error, scrub
+from requestforge.tokens._endpoint import (
+    MAX_DESCRIPTION,
+    TRANSIENT_STATUSES,
+    endpoint_error,
+    scrub,
+)
 from requestforge.tokens._providers import TokenProviderInterface
 
 __all__ = ["ClientCredentialsTokenProvider", "PasswordGrantTokenProvider"]
@@ -52,11 +63,21 @@ logger = logging.getLogger("requestforge.tokens")
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 # The form fields that carry a secret: declared, so logs and cassettes hide them by name.
-_SECRET_FORM_FIELDS: Final = ("client_secret", "password", "refresh_token", "client_assertion")
+_SECRET_FORM_FIELDS: Final = (
+    "client_secret",
+    "password",
+    "refresh_token",
+    "client_assertion",
+    "assertion",
+    "subject_token",
+    "actor_token",
+)
 # Form fields the provider sets itself; extra_params may not override them.
 _RESERVED_PARAMS = frozenset(
     {"grant_type", "client_id", "client_secret", "username", "password", "refresh_token", "scope"}
 )
+#: A token request's form: a list value is sent as a repeated field (RFC 8693 ``resource``).
+Form: TypeAlias = dict[str, str | list[str]]
 
 
 class _OAuth2TokenProvider(TokenProviderInterface):
@@ -81,16 +102,21 @@ class _OAuth2TokenProvider(TokenProviderInterface):
     #: A server's Retry-After is honoured up to this long: threads waiting on the manager's
     #: fetch give up after its wait_timeout (60 s), so minutes-long waits help nobody.
     MAX_RETRY_AFTER: Final = 10.0
-    #: Statuses that mean "try again later": rate limited or a server-side failure. A 500
-    #: is included (unlike for API calls): token requests are safe to repeat.
-    TRANSIENT_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
-    #: RFC 6749 section 2.3.1: HTTP Basic (which servers MUST support) or form fields.
-    CLIENT_AUTH_METHODS: Final = ("basic", "body")
+    #: Statuses that mean "try again later" and are retried: those the one token-endpoint
+    #: error mapping (``_endpoint``) calls transient, 408/425/429, and the 5xx that mean a
+    #: server-side failure. A 500 is included (unlike for API calls): token requests are
+    #: safe to repeat.
+    TRANSIENT_STATUSES: Final = TRANSIENT_STATUSES | {500, 502, 503, 504}
+    #: The ``client_auth`` strings: ``"basic"`` (HTTP Basic, which RFC 6749 section 2.3.1
+    #: says servers MUST support), ``"body"`` and the RFC 7591 method names.
+    CLIENT_AUTH_METHODS: Final = CLIENT_AUTH_NAMES
     #: error_description is server text; it is cut to this length in our messages.
     MAX_DESCRIPTION: Final = MAX_DESCRIPTION
 
     #: The grant_type this provider's fetch_token sends.
     grant_type: ClassVar[str]
+    #: Whether requests carry the client's authentication (an anonymous JWT bearer does not).
+    _authenticates: bool = True
 
     def __init__(
         self,
@@ -101,7 +127,7 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         scope: str | Iterable[str] | None = None,
         audience: str | None = None,
         extra_params: Mapping[str, str] | None = None,
-        client_auth: str = "basic",
+        client_auth: str | ClientAuthMethod = "basic",
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         client: HttpClient | None = None,
@@ -117,16 +143,19 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         self._scope = _valid_scope(scope)
         self._audience = None if audience is None else text("audience", audience)
         self._extra = _valid_extra_params(extra_params)
-        if client_auth not in self.CLIENT_AUTH_METHODS:
-            raise ConfigurationError(
-                f"client_auth must be one of {self.CLIENT_AUTH_METHODS}, got {shown(client_auth)}"
-            )
-        self._client_auth = client_auth
+        self._auth = resolve_client_auth(client_auth, client_secret)
         self._timeout = number("timeout", timeout, strict=True)
         count("max_retries", max_retries, minimum=0)
         if client is not None:
             instance("client", client, HttpClient)
         self._connection = connection_config(config, client=client)
+        if self._auth.needs_client_cert:
+            settings = self._connection or (client.config if client is not None else None)
+            if settings is None or settings.client_cert is None:
+                raise ConfigurationError(
+                    f"client_auth {self._auth.method!r} authenticates with the TLS client "
+                    "certificate: give config= (or client=) with a client certificate"
+                )
         self._clock = valid_clock("clock", clock)
         self._owns_client = client is None
         self._client = client if client is not None else self._make_client(max_retries)
@@ -137,11 +166,8 @@ class _OAuth2TokenProvider(TokenProviderInterface):
 
     def _declared(self) -> Secrets:
         """The form fields and values this provider sends that are secret (see _secrets)."""
-        values = self._secrets()
-        if self._client_secret is not None and self._client_auth == "basic":
-            basic = _basic(self._client_id, self._client_secret)
-            values += [basic, basic.partition(" ")[2]]
-        return Secrets.of(fields=_SECRET_FORM_FIELDS, values=values)
+        declared = Secrets.of(fields=_SECRET_FORM_FIELDS, values=self._secrets())
+        return declared | self._auth.secrets(self._client_id)
 
     def _make_client(self, max_retries: int) -> HttpClient:
         retry = ExponentialBackoffRetryStrategy(
@@ -178,6 +204,11 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         return self._scope
 
     @property
+    def client_auth(self) -> ClientAuthMethod:
+        """How the client authenticates at the token endpoint."""
+        return self._auth
+
+    @property
     def client(self) -> HttpClient:
         """The HttpClient token requests go through."""
         return self._client
@@ -187,7 +218,7 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         """The token's identity, built from non-secret settings unless given explicitly."""
         if self._service_name is not None:
             return self._service_name
-        parts = [f"oauth2:{self.grant_type}", redact_url(self._token_url)]
+        parts = [f"oauth2:{self._grant_type()}", redact_url(self._token_url)]
         parts += [f"client_id={self._client_id}", *self._identity()]
         if self._scope is not None:
             parts.append(f"scope={self._scope}")
@@ -197,7 +228,7 @@ class _OAuth2TokenProvider(TokenProviderInterface):
 
     def fetch_token(self) -> TokenData:
         """POST this provider's grant to the token endpoint and parse the token response."""
-        return self._request_token(self.grant_type, self._grant_params())
+        return self._request_token(self._grant_type(), self._grant_params())
 
     def refresh_token(self, current: TokenData) -> TokenData:
         """Use ``current.refresh_token`` (RFC 6749 section 6) if it has one, else fetch anew."""
@@ -223,7 +254,11 @@ class _OAuth2TokenProvider(TokenProviderInterface):
 
     # -- for subclasses ------------------------------------------------------------------
 
-    def _grant_params(self) -> dict[str, str]:
+    def _grant_type(self) -> str:
+        """The grant_type fetch_token sends (the class's, unless a subclass chooses)."""
+        return self.grant_type
+
+    def _grant_params(self) -> Form:
         """The grant's own form fields (besides grant_type, scope and client auth)."""
         return {}
 
@@ -242,25 +277,24 @@ class _OAuth2TokenProvider(TokenProviderInterface):
     def _request_token(
         self,
         grant_type: str,
-        params: Mapping[str, str],
+        params: Mapping[str, str | list[str]],
         *,
         call_secrets: Iterable[str | None] = (),
     ) -> TokenData:
-        """POST one grant; never follows a redirect (see ``_token_endpoint``)."""
+        """POST one grant; never follows a redirect (see ``_endpoint``)."""
         secrets = [*self._secrets(), *(s for s in call_secrets if s)]
-        form: dict[str, str] = {"grant_type": grant_type, **params}
+        form: Form = {"grant_type": grant_type, **params}
         if self._scope is not None:
             form["scope"] = self._scope
         if self._audience is not None:
             form["audience"] = self._audience
         form.update(self._extra)
         headers = {"Accept": "application/json"}
-        if self._client_secret is not None and self._client_auth == "basic":
-            headers["Authorization"] = _basic(self._client_id, self._client_secret)
-        else:
-            form["client_id"] = self._client_id
-            if self._client_secret is not None:
-                form["client_secret"] = self._client_secret
+        if self._authenticates:
+            clock = self._clock or get_default_clock()
+            secrets += self._auth.apply(
+                form, headers, client_id=self._client_id, token_url=self._token_url, now=clock.now()
+            )
         url = redact_url(self._token_url)
         logger.debug(
             "requesting a %s token from %s for client %r", grant_type, url, self._client_id
@@ -333,7 +367,10 @@ class ClientCredentialsTokenProvider(_OAuth2TokenProvider):
     ``scope`` is a space-separated string or an iterable of scope tokens. ``client_auth``
     is ``"basic"`` (HTTP Basic, the default) or ``"body"`` (``client_id`` and
     ``client_secret`` as form fields); a public client (``client_secret=None``) sends only
-    its ``client_id`` in the body. ``audience`` and ``extra_params`` are added to every
+    its ``client_id`` in the body. It may also be an RFC 7591 method name
+    (``"client_secret_jwt"``, ``"tls_client_auth"``, ``"none"``, ...) or a
+    :class:`ClientAuthMethod` such as :class:`PrivateKeyJwt`, which holds the credentials
+    itself (``client_secret`` is then None). ``audience`` and ``extra_params`` are added to every
     token request. Retries (``max_retries``, exponential backoff on the default clock,
     ``Retry-After`` honoured) cover connection errors, timeouts and 429/5xx answers.
 
@@ -368,7 +405,7 @@ class PasswordGrantTokenProvider(_OAuth2TokenProvider):
         scope: str | Iterable[str] | None = None,
         audience: str | None = None,
         extra_params: Mapping[str, str] | None = None,
-        client_auth: str = "basic",
+        client_auth: str | ClientAuthMethod = "basic",
         timeout: float = _OAuth2TokenProvider.DEFAULT_TIMEOUT,
         max_retries: int = _OAuth2TokenProvider.DEFAULT_MAX_RETRIES,
         client: HttpClient | None = None,
@@ -401,7 +438,7 @@ class PasswordGrantTokenProvider(_OAuth2TokenProvider):
         """The resource owner whose tokens this provider fetches."""
         return self._username
 
-    def _grant_params(self) -> dict[str, str]:
+    def _grant_params(self) -> Form:
         return {"username": self._username, "password": self._password}
 
     def _identity(self) -> list[str]:
@@ -412,12 +449,6 @@ class PasswordGrantTokenProvider(_OAuth2TokenProvider):
 
 
 # -- validation and helpers ----------------------------------------------------------------
-
-
-def _basic(client_id: str, client_secret: str) -> str:
-    """RFC 6749 section 2.3.1: form-urlencode id and secret, then RFC 7617 Basic."""
-    pair = f"{quote_plus(client_id)}:{quote_plus(client_secret)}"
-    return "Basic " + base64.b64encode(pair.encode()).decode("ascii")
 
 
 def _valid_token_url(url: object) -> str:

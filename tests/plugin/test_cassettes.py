@@ -27,7 +27,7 @@ import requests
 import vcr
 from requests.adapters import HTTPAdapter
 
-from requestforge import ClientCredentialsTokenProvider, ConfigurationError
+from requestforge import ClientCredentialsTokenProvider, ClientSecretBasic, ConfigurationError
 from requestforge_testing import (
     ApiServer,
     CassetteError,
@@ -406,8 +406,16 @@ def test_a_form_encoded_client_id_is_kept_as_sent(
     token_url = forge_api_server.url_for("/token")
     forge_api_server.add("/token", Reply(json={"access_token": TOKEN, "expires_in": 60}))
     client_id, secret = "my app@example.com", "s3cret/+value"
+    provider = ClientCredentialsTokenProvider(
+        token_url,
+        client_id,
+        None,
+        client_auth=ClientSecretBasic(secret, encoding="form"),  # RFC 6749's strict form
+        max_retries=0,
+    )
     with ForgeCassette(path):
-        fetch_token(token_url, client_id, secret)
+        provider.fetch_token()
+    provider.close()
     text = path.read_text()
     assert "Basic my+app%40example.com:forge-scrubbed-1" in text
     assert [spelling for spelling in (secret, quote_plus(secret)) if spelling in text] == []

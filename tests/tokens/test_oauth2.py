@@ -86,13 +86,14 @@ def test_client_credentials_basic_sends_grant_and_basic_header(
     assert forge_responses.calls[0].request.method == "POST"
 
 
-def test_basic_credentials_are_form_urlencoded_first(forge_responses: Mock) -> None:
-    """RFC 6749 2.3.1: id and secret are form-urlencoded before base64, so ':' survives."""
+def test_basic_credentials_are_percent_encoded_first(forge_responses: Mock) -> None:
+    """Id and secret are percent-encoded before base64 (a space as %20, which authlib and
+    django-oauth-toolkit both decode), so ':' survives."""
     forge_responses.post(TOKEN_URL, json=TOKEN_JSON)
     ClientCredentialsTokenProvider(TOKEN_URL, "id:with space", "p&ss:w+rd/é").fetch_token()
     encoded = (_header(forge_responses, "Authorization") or "").split(" ", 1)[1]
     raw = base64.b64decode(encoded).decode()
-    assert raw == "id%3Awith+space:p%26ss%3Aw%2Brd%2F%C3%A9"
+    assert raw == "id%3Awith%20space:p%26ss%3Aw%2Brd%2F%C3%A9"
     assert _basic(forge_responses) == ("id:with space", "p&ss:w+rd/é")
 
 
