@@ -1,9 +1,11 @@
 """Auth hooks: put credentials on each attempt, and recover from a 401 once.
 
 The auth hook runs on every attempt (after the request hooks), so a retry after a long
-backoff carries fresh credentials. When a response is 401 the client asks
-:meth:`AuthHookInterface.on_unauthorized` whether the credentials were renewed; if so it
-resends the request exactly once.
+backoff carries fresh credentials. When a response with our credentials has an error status,
+the client asks :meth:`AuthHookInterface.credentials_refused` whether it refused them (a 401
+by default; :class:`TokenAuthHook` also reads ``WWW-Authenticate`` token errors and extra
+statuses), then :meth:`AuthHookInterface.on_unauthorized` whether the credentials were
+renewed; if so it resends the request exactly once.
 
 Each hook knows exactly what it sends that is secret and says so in
 :attr:`AuthHookInterface.secrets` (declared process-wide, see ``_secrets.py``, when the
@@ -15,15 +17,22 @@ from __future__ import annotations
 
 import base64
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from requestforge._exceptions import ConfigurationError
+from requestforge._challenge import Challenge, parse_challenges, token_errors
+from requestforge._exceptions import (
+    ConfigurationError,
+    HttpStatusError,
+    InsufficientScopeError,
+    TokenError,
+)
 from requestforge._hooks import _header_value_problem, _valid_header_name
 from requestforge._models import HttpRequest, RequestContext
-from requestforge._redact import REDACTED
-from requestforge._response import HttpResponse
+from requestforge._redact import REDACTED, redact_url
+from requestforge._response import HttpResponse, header_value
 from requestforge._secrets import Secrets, declare_secrets
 
 if TYPE_CHECKING:
@@ -59,10 +68,22 @@ class AuthHookInterface(ABC):
     def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
         """Return a copy of ``request`` carrying the credentials."""
 
+    def credentials_refused(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> bool:
+        """Called with every response of status 400 or more that answered our credentials:
+        True if it refused them, so that renewing them may help (:meth:`on_unauthorized`).
+
+        A 401 by default. It may raise a ``RequestForgeError`` to fail the request instead
+        (:class:`TokenAuthHook` raises :class:`~requestforge.InsufficientScopeError`).
+        """
+        return response.status_code == 401
+
     def on_unauthorized(
         self, request: HttpRequest, response: HttpResponse, context: RequestContext
     ) -> bool:
-        """Called on a 401: return True if the credentials were renewed and a resend may succeed.
+        """Called when :meth:`credentials_refused` said so (on a 401 by default): return True
+        if the credentials were renewed and a resend may succeed.
 
         Static credentials cannot be renewed, so the default is False. The client resends at
         most once per request, whatever this returns the second time.
@@ -217,8 +238,10 @@ class BasicAuthHook(AuthHookInterface):
 class CompositeAuthHook(AuthHookInterface):
     """Applies several auth hooks in order, for APIs that want more than one credential.
 
-    On a 401 every hook is asked to renew (none is skipped), and a resend is allowed if any
-    of them did.
+    A response refuses the credentials if it refuses any hook's (every hook is asked, so
+    each may raise). Then every hook that saw its credentials refused is asked to renew
+    (none is skipped), and a resend is allowed if any of them did; each of them hears how
+    the resend was answered.
     """
 
     def __init__(self, *hooks: AuthHookInterface) -> None:
@@ -250,12 +273,35 @@ class CompositeAuthHook(AuthHookInterface):
             request = hook.before_request(request, context)
         return request
 
+    def credentials_refused(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> bool:
+        """True if ``response`` refuses the credentials of at least one hook."""
+        return any(self._refused(request, response, context))
+
     def on_unauthorized(
         self, request: HttpRequest, response: HttpResponse, context: RequestContext
     ) -> bool:
-        """Ask every hook to renew its credentials; True if at least one did."""
-        renewed = [hook.on_unauthorized(request, response, context) for hook in self._hooks]
+        """Ask every hook whose credentials were refused to renew them; True if one did."""
+        refused = self._refused(request, response, context)
+        renewed = [
+            hook.on_unauthorized(request, response, context)
+            for hook, no in zip(self._hooks, refused, strict=True)
+            if no
+        ]
         return any(renewed)
+
+    def on_resend_answered(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> None:
+        """Pass the answer to the resend on to every hook."""
+        for hook in self._hooks:
+            hook.on_resend_answered(request, response, context)
+
+    def _refused(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> list[bool]:
+        return [hook.credentials_refused(request, response, context) for hook in self._hooks]
 
     def __repr__(self) -> str:
         return f"CompositeAuthHook({', '.join(repr(h) for h in self._hooks)})"
@@ -264,14 +310,25 @@ class CompositeAuthHook(AuthHookInterface):
 class TokenAuthHook(AuthHookInterface):
     """Sends the :class:`~requestforge.TokenManager`'s current token on every attempt.
 
-    On a 401 it asks the manager to replace the token that was sent (compare-and-refresh:
-    fifty threads rejected with the same token cause one refresh) and lets the client resend
-    once. A request that gets a 401 with the fresh token too is not retried again, and while
-    the manager's storm limit holds (fresh tokens keep being rejected) the 401 is handed back
-    without a fetch or a resend.
+    A response refuses the token when it is a 401, when any status carries a ``Bearer`` or
+    ``DPoP`` challenge with ``error="invalid_token"`` (RFC 6750 section 3, RFC 9449), or when
+    its status is one of ``refresh_on_statuses`` (``{403}`` for django-oauth-toolkit's
+    default views, which answer a bare 403). Then the hook asks the manager to replace the
+    token that was sent (compare-and-refresh: fifty threads rejected with the same token
+    cause one refresh) and lets the client resend once. A request refused with the fresh
+    token too is not retried again, and while the manager's storm limit holds (fresh tokens
+    keep being rejected) the refusal is handed back without a fetch or a resend.
+
+    A challenge with ``error="insufficient_scope"`` (and none with ``invalid_token``) raises
+    :class:`~requestforge.InsufficientScopeError`: a new token would lack the scope too.
+    When the renewal itself fails (the token endpoint is down), its ``TokenError`` is raised
+    rather than the refusal handed back or the rejected token sent again; the error's
+    ``__cause__`` is an :class:`~requestforge.HttpStatusError` carrying the refusal.
     """
 
-    def __init__(self, token_manager: TokenManager) -> None:
+    def __init__(
+        self, token_manager: TokenManager, *, refresh_on_statuses: Iterable[int] = ()
+    ) -> None:
         from requestforge.tokens._manager import TokenManager  # noqa: PLC0415 - import cycle
 
         if not isinstance(token_manager, TokenManager):
@@ -279,6 +336,7 @@ class TokenAuthHook(AuthHookInterface):
                 f"token_manager must be a TokenManager, got {type(token_manager).__name__}"
             )
         self._manager = token_manager
+        self._statuses = _error_statuses(refresh_on_statuses)
 
     @property
     def secrets(self) -> Secrets:
@@ -290,30 +348,121 @@ class TokenAuthHook(AuthHookInterface):
         """The manager tokens come from."""
         return self._manager
 
+    @property
+    def refresh_on_statuses(self) -> frozenset[int]:
+        """The statuses besides 401 that refuse the token, challenge or not."""
+        return self._statuses
+
     def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
         """Return a copy of ``request`` with ``Authorization`` set from the current token."""
         token = self._manager.get_token()
         return request.with_headers({"Authorization": token.authorization_header})
+
+    def credentials_refused(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> bool:
+        """True for a 401, a ``refresh_on_statuses`` status or an ``invalid_token``
+        challenge; raises :class:`~requestforge.InsufficientScopeError` for an
+        ``insufficient_scope`` one."""
+        refused, scope = self._verdict(response)
+        if scope is not None:
+            raise _insufficient_scope(request, response, scope)
+        return refused
 
     def on_unauthorized(
         self, request: HttpRequest, response: HttpResponse, context: RequestContext
     ) -> bool:
         """Replace the rejected token (unless another thread already did) and allow a resend,
         unless the manager's storm limit handed the rejected token back: resending it would
-        only be refused again."""
+        only be refused again. A failed renewal raises its error, chained to the refusal."""
         sent = request.header("Authorization") or ""
         _, _, rejected = sent.partition(" ")
-        token = self._manager.refresh(rejected or None)
-        return not rejected or token.access_token != rejected
+        failure: TokenError | None = None
+        try:
+            token = self._manager.refresh(rejected or None)
+        except TokenError as exc:
+            failure = exc
+        else:
+            if not rejected or token.access_token != rejected:
+                return True
+            # The rejected token came back: the storm limit (hand the refusal back), or a
+            # failed fetch the manager served the still-valid token over (raise it).
+            failure = self._manager._renewal_failure(rejected)
+            if failure is None:
+                return False
+        raise _chained(failure, request, response)
 
     def on_resend_answered(
         self, request: HttpRequest, response: HttpResponse, context: RequestContext
     ) -> None:
         """Tell the manager whether the token that replaced a rejected one was accepted:
-        a 401 again opens its storm window (see ``TokenManager.record_resend``)."""
+        refused again opens its storm window (see ``TokenManager.record_resend``)."""
         _, _, sent = (request.header("Authorization") or "").partition(" ")
         if sent:
-            self._manager.record_resend(sent, accepted=response.status_code != 401)
+            refused = response.status_code >= 400 and self._verdict(response)[0]
+            self._manager.record_resend(sent, accepted=not refused)
+
+    def _verdict(self, response: HttpResponse) -> tuple[bool, Challenge | None]:
+        """Whether ``response`` refuses the token, and the ``insufficient_scope`` challenge
+        that makes it an error (only when no challenge says ``invalid_token``)."""
+        status = response.status_code
+        header = header_value(response.headers, "WWW-Authenticate")
+        if header is not None:
+            errors = token_errors(parse_challenges(header))
+            if any(c.params["error"] == "invalid_token" for c in errors):
+                return True, None
+            for challenge in errors:
+                if challenge.params["error"] == "insufficient_scope":
+                    return False, challenge
+        return status == 401 or status in self._statuses, None
 
     def __repr__(self) -> str:
-        return f"TokenAuthHook({self._manager!r})"
+        statuses = f", refresh_on_statuses={sorted(self._statuses)}" if self._statuses else ""
+        return f"TokenAuthHook({self._manager!r}{statuses})"
+
+
+def _error_statuses(statuses: Iterable[int]) -> frozenset[int]:
+    """``refresh_on_statuses`` checked: HTTP error statuses (400-599)."""
+    if isinstance(statuses, str | bytes) or not isinstance(statuses, Iterable):
+        raise ConfigurationError(
+            f"refresh_on_statuses must be a collection of statuses, got {type(statuses).__name__}"
+        )
+    checked = frozenset(statuses)
+    for status in checked:
+        if type(status) is not int or not 400 <= status <= 599:
+            raise ConfigurationError(
+                f"refresh_on_statuses must hold error statuses (400-599), got {status!r}"
+            )
+    return checked
+
+
+def _refusal(request: HttpRequest, response: HttpResponse) -> str:
+    return f"{response.status_code} for {request.method.value} {redact_url(request.url)}"
+
+
+def _insufficient_scope(
+    request: HttpRequest, response: HttpResponse, challenge: Challenge
+) -> InsufficientScopeError:
+    scope = challenge.params.get("scope")
+    needs = f"the scope {scope!r}" if scope is not None else "a scope it does not name"
+    return InsufficientScopeError(
+        f"{_refusal(request, response)}: insufficient_scope, the API needs {needs} and the "
+        "token lacks it (a new token would too, so it is not renewed)",
+        scope=scope,
+        error_description=challenge.params.get("error_description"),
+        request=request,
+        response=response,
+    )
+
+
+def _chained(error: TokenError, request: HttpRequest, response: HttpResponse) -> TokenError:
+    """A copy of ``error`` (same class, attributes and traceback; the original may be
+    shared with other threads) whose ``__cause__`` is the refusal, as an HttpStatusError."""
+    refusal = HttpStatusError(
+        f"{_refusal(request, response)}: the API refused the token, and renewing it failed",
+        response=response,
+    )
+    copy = BaseException.__new__(type(error), *error.args)
+    copy.__dict__.update(error.__dict__)
+    copy.__cause__ = refusal
+    return copy.with_traceback(error.__traceback__)

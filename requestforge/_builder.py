@@ -7,7 +7,7 @@ Setters never raise; :meth:`HttpClientConfigBuilder.build` validates everything 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,7 @@ from requestforge._auth import (
     BearerTokenAuthHook,
     CompositeAuthHook,
     TokenAuthHook,
+    _error_statuses,
 )
 from requestforge._exceptions import ConfigurationError
 from requestforge._hooks import ErrorHookInterface, RequestHookInterface, ResponseHookInterface
@@ -260,9 +261,23 @@ class HttpClientConfigBuilder:
         """Send HTTP Basic credentials with every request."""
         return replace(self, _auth=(*self._auth, lambda: BasicAuthHook(username, password)))
 
-    def with_token_auth(self, token_manager: TokenManager) -> HttpClientConfigBuilder:
-        """Send the token manager's token, refreshing it once on a 401 (``TokenAuthHook``)."""
-        return replace(self, _auth=(*self._auth, lambda: TokenAuthHook(token_manager)))
+    def with_token_auth(
+        self, token_manager: TokenManager, *, refresh_on_statuses: Iterable[int] = ()
+    ) -> HttpClientConfigBuilder:
+        """Send the token manager's token, refreshing it once when a response refuses it: a
+        401, an ``invalid_token`` challenge, or a status in ``refresh_on_statuses``
+        (``TokenAuthHook``)."""
+        try:
+            statuses = _error_statuses(refresh_on_statuses)  # once: it may be an iterator
+        except ConfigurationError as problem:
+            return replace(self, _rejected=(*self._rejected, problem.message))
+        return replace(
+            self,
+            _auth=(
+                *self._auth,
+                lambda: TokenAuthHook(token_manager, refresh_on_statuses=statuses),
+            ),
+        )
 
     def build(self) -> HttpClientConfig:
         """Construct and validate the config; raises ``ConfigurationError`` on bad input."""

@@ -9,7 +9,8 @@ The flow of :meth:`HttpClient.send`, top to bottom::
         retry.before_attempt           the circuit breaker may refuse here
         send on this thread's session  the body stays on the connection with stream=True
         follow redirects               one hop at a time; see _redirects for credentials
-        401 and the auth hook renewed its credentials -> resend once
+        the auth hook says the answer refused its credentials (a 401 by default)
+            and renewed them -> resend once
         transport error or retryable status -> error hooks; should_retry?
             yes: sleep get_delay() on the clock, next attempt
             no:  raise (MaxRetryException when retries ran out)
@@ -350,9 +351,10 @@ class HttpClient(VerbMethods):
                 awaiting_resend = False
                 _resend_answered(auth, answered, response, context)
             if (
-                response.status_code == 401
+                response.status_code >= 400
                 and auth is not None
                 and answered is not None
+                and _refused(auth, answered, response, context)
                 and not reauthenticated
             ):
                 reauthenticated = True
@@ -489,6 +491,19 @@ def _authorize(
 ) -> HttpRequest:
     """``auth.before_request``, through the hook guard (see the module doc)."""
     return _call_hook(auth, "before_request", request, HttpRequest, request, context)
+
+
+def _refused(
+    auth: AuthHookInterface,
+    answered: HttpRequest,
+    response: HttpResponse,
+    context: RequestContext,
+) -> bool:
+    """``auth.credentials_refused``, through the hook guard; it may raise to fail the
+    request (an ``InsufficientScopeError``)."""
+    return bool(
+        _call_hook(auth, "credentials_refused", answered, object, answered, response, context)
+    )
 
 
 def _renew(

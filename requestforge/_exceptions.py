@@ -15,6 +15,7 @@
     │   ├── TokenResponseError (ValueError)   the token endpoint's answer is not a token response
     │   ├── TokenEndpointError                the token endpoint refused or failed (OAuth ``error``)
     │   ├── TokenStorageError                 the token storage (or its lock) is unusable
+    │   ├── InsufficientScopeError            the API wants a scope the token lacks (RFC 6750)
     │   └── PipelineStepError                 one step of a TokenFetchPipeline failed
     └── RequestError                          something went wrong with one request
         ├── TransportError                    the HTTP exchange itself failed
@@ -58,6 +59,7 @@ __all__ = [
     "ConnectTimeoutError",
     "HookError",
     "HttpStatusError",
+    "InsufficientScopeError",
     "InvalidRequestError",
     "InvalidURLError",
     "MaxRetryException",
@@ -195,6 +197,29 @@ class TokenEndpointError(TokenError):
 
 class TokenStorageError(TokenError):
     """The token storage failed: unreachable, or its refresh lock could not be taken in time."""
+
+
+class InsufficientScopeError(TokenError):
+    """The API refused the token for a scope it lacks: a ``WWW-Authenticate`` challenge
+    (``Bearer`` or ``DPoP``) with ``error="insufficient_scope"`` (RFC 6750 section 3.1).
+
+    A new token would lack it too, so nothing is renewed. ``scope`` is the challenge's
+    ``scope`` (the scopes the API needs, space-separated) or None when it names none;
+    ``error_description`` is the server's text, if any; ``response`` is the refusal.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str | None = None,
+        error_description: str | None = None,
+        request: HttpRequest | None = None,
+        response: HttpResponse | None = None,
+    ) -> None:
+        super().__init__(message, request=request, response=response)
+        self.scope = scope
+        self.error_description = error_description
 
 
 class PipelineStepError(TokenError):

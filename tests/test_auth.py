@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import pytest
+import responses
 
 from requestforge import (
     ApiKeyAuthHook,
@@ -20,13 +21,18 @@ from requestforge import (
     HttpMethod,
     HttpRequest,
     HttpResponse,
+    HttpStatusError,
+    InsufficientScopeError,
     RequestContext,
     Secrets,
     TokenAuthHook,
+    TokenEndpointError,
+    TokenError,
     TokenManager,
 )
+from requestforge._challenge import parse_challenges, token_errors
 from requestforge._secrets import known_secrets
-from requestforge_testing import FakeTokenProvider
+from requestforge_testing import FakeClock, FakeTokenProvider
 
 
 def _request(**kwargs: Any) -> HttpRequest:
@@ -414,3 +420,341 @@ def test_the_default_interface_declares_nothing() -> None:
             return request
 
     assert not Plain().secrets
+
+
+# -- issue 13: refresh triggers -----------------------------------------------------------
+
+API = "https://api.example.com/v1/items"
+
+
+def _answer(status: int, *challenges: str) -> tuple[HttpRequest, HttpResponse, RequestContext]:
+    """A request and the response ``status`` with one WWW-Authenticate header per challenge
+    joined as requests joins repeated headers."""
+    request = _request(headers={"Authorization": "Bearer fake-access-1"})
+    headers = {"WWW-Authenticate": ", ".join(challenges)} if challenges else {}
+    response = HttpResponse(status, headers, b"", request.url, request=request)
+    return request, response, RequestContext(request=request)
+
+
+def _refused(hook: AuthHookInterface, status: int, *challenges: str) -> bool:
+    return hook.credentials_refused(*_answer(status, *challenges))
+
+
+def test_the_parser_reads_schemes_params_quoted_strings_and_token68() -> None:
+    """Several challenges in one value, quoted strings with escapes and commas, token values,
+    token68 and names of any case come apart as RFC 9110 says."""
+    found = parse_challenges(
+        'Basic realm="a, b", BEARER Error=invalid_token, error_description="say \\"hi\\", ok", '
+        'Negotiate abc+/==, DPoP algs="ES256 RS256"'
+    )
+    assert [(c.scheme, dict(c.params), c.token68) for c in found] == [
+        ("Basic", {"realm": "a, b"}, None),
+        ("BEARER", {"error": "invalid_token", "error_description": 'say "hi", ok'}, None),
+        ("Negotiate", {}, "abc+/=="),
+        ("DPoP", {"algs": "ES256 RS256"}, None),
+    ]
+    assert found[1].is_scheme("bearer")
+
+
+def test_the_parser_reads_several_headers_as_one_list() -> None:
+    """Separate WWW-Authenticate values are parsed in order as one list."""
+    found = parse_challenges(['Basic realm="x"', 'Bearer error="invalid_token"', ""])
+    assert [c.scheme for c in found] == ["Basic", "Bearer"]
+    assert [c.scheme for c in token_errors(found)] == ["Bearer"]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "",
+        ",,, ,",
+        "=x",
+        'Bearer error="unterminated',
+        "Bearer;junk",
+        'Bearer error=, realm="x"',
+        'error="invalid_token"',
+        '"quoted" Bearer',
+        "Bearer \x00\xff, error=@",
+    ],
+)
+def test_the_parser_never_raises_and_never_invents_an_error(header: str) -> None:
+    """Malformed challenges are skipped: nothing raises and no token error appears."""
+    assert token_errors(parse_challenges(header)) == []
+
+
+def test_the_parser_keeps_good_challenges_around_bad_ones() -> None:
+    """A malformed element does not hide the well-formed challenge after it."""
+    found = parse_challenges('Bearer;junk, =x, DPoP error="invalid_token"')
+    assert [(c.scheme, c.params.get("error")) for c in token_errors(found)] == [
+        ("DPoP", "invalid_token")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "challenges", "statuses", "refused"),
+    [
+        (401, (), (), True),
+        (401, ('Basic realm="x"',), (), True),
+        (403, (), (), False),
+        (403, (), (403,), True),
+        (400, ('Bearer error="invalid_token"',), (), True),
+        (500, ('DPoP error="invalid_token"',), (), True),
+        (403, ('Basic realm="x"', 'Bearer realm="api", error="invalid_token"'), (), True),
+        (400, ('Basic error="invalid_token"',), (), False),
+        (400, ('Bearer error="invalid_request"',), (), False),
+        (404, (), (403,), False),
+    ],
+)
+def test_token_auth_knows_which_answers_refuse_the_token(
+    forge_token_provider: FakeTokenProvider,
+    status: int,
+    challenges: tuple[str, ...],
+    statuses: tuple[int, ...],
+    refused: bool,
+) -> None:
+    """401, an extra status, or a Bearer/DPoP invalid_token challenge on any status refuse
+    the token; another scheme's or another error code does not."""
+    hook = TokenAuthHook(TokenManager(forge_token_provider), refresh_on_statuses=statuses)
+    assert _refused(hook, status, *challenges) is refused
+
+
+@pytest.mark.parametrize(
+    ("status", "challenge", "scope"),
+    [
+        (403, 'Bearer error="insufficient_scope", scope="orders:write orders:read"', None),
+        (401, 'DPoP error="insufficient_scope"', None),
+    ],
+)
+def test_insufficient_scope_is_an_error_never_a_refresh(
+    forge_token_provider: FakeTokenProvider, status: int, challenge: str, scope: None
+) -> None:
+    """insufficient_scope raises InsufficientScopeError (with the scope and the response),
+    even on a 401 or an extra status, and fetches nothing."""
+    hook = TokenAuthHook(TokenManager(forge_token_provider), refresh_on_statuses={403})
+    request, response, context = _answer(status, challenge)
+    with pytest.raises(InsufficientScopeError) as caught:
+        hook.credentials_refused(request, response, context)
+    expected = "orders:write orders:read" if "scope=" in challenge else None
+    assert (caught.value.scope, caught.value.response) == (expected, response)
+    assert "insufficient_scope" in str(caught.value)
+    assert isinstance(caught.value, TokenError)
+    assert forge_token_provider.fetch_count == 0
+
+
+def test_invalid_token_beats_insufficient_scope(forge_token_provider: FakeTokenProvider) -> None:
+    """When one challenge says invalid_token, a renewal may help: it is a refusal, not an error."""
+    hook = TokenAuthHook(TokenManager(forge_token_provider))
+    both = ('DPoP error="insufficient_scope"', 'Bearer error="invalid_token"')
+    assert _refused(hook, 403, *both) is True
+
+
+@pytest.mark.parametrize("statuses", [{200}, {"403"}, {True}, 403, "403", {600}])
+def test_refresh_on_statuses_must_be_error_statuses(
+    forge_token_provider: FakeTokenProvider, statuses: Any
+) -> None:
+    """Anything but a collection of 400-599 ints is a ConfigurationError, on the hook and
+    in the builder (at build())."""
+    manager = TokenManager(forge_token_provider)
+    with pytest.raises(ConfigurationError, match="refresh_on_statuses"):
+        TokenAuthHook(manager, refresh_on_statuses=statuses)
+    builder = HttpClientConfigBuilder().with_token_auth(manager, refresh_on_statuses=statuses)
+    with pytest.raises(ConfigurationError, match="refresh_on_statuses"):
+        builder.build()
+
+
+def test_the_builder_passes_refresh_on_statuses(forge_token_provider: FakeTokenProvider) -> None:
+    """with_token_auth(refresh_on_statuses=) reaches the hook, even from a one-shot iterator."""
+    manager = TokenManager(forge_token_provider)
+    builder = HttpClientConfigBuilder().with_token_auth(manager, refresh_on_statuses=iter([403]))
+    for config in (builder.build(), builder.build()):
+        assert isinstance(config.auth_hook, TokenAuthHook)
+        assert config.auth_hook.refresh_on_statuses == {403}
+    assert "refresh_on_statuses=[403]" in repr(config.auth_hook)
+
+
+def test_a_failed_renewal_raises_its_error_chained_to_the_refusal(
+    forge_token_provider: FakeTokenProvider,
+) -> None:
+    """The token endpoint down on a 401: the endpoint's error is raised (same type and
+    fields, the shared original untouched), caused by an HttpStatusError with the 401; while
+    the manager backs off the next 401 raises it again without a fetch."""
+    manager = TokenManager(forge_token_provider)
+    hook = TokenAuthHook(manager)
+    sent = _apply(hook)
+    down = TokenEndpointError("token endpoint down: 503", status_code=503, transient=True)
+    forge_token_provider.fail_always(down)
+    response = HttpResponse(401, {}, b"", sent.url, request=sent)
+    for _ in range(2):
+        with pytest.raises(TokenEndpointError) as caught:
+            hook.on_unauthorized(sent, response, RequestContext(request=sent))
+        error = caught.value
+        assert error is not down
+        assert down.__cause__ is None
+        assert (str(error), error.status_code, error.transient) == (str(down), 503, True)
+        assert isinstance(error.__cause__, HttpStatusError)
+        assert error.__cause__.response is response
+        assert "401 for GET" in str(error.__cause__)
+    assert forge_token_provider.fetch_count == 2  # the first token, one failed refresh
+
+
+def test_a_failed_fetch_of_an_expired_token_is_chained_too(
+    forge_token_provider: FakeTokenProvider, forge_clock: FakeClock
+) -> None:
+    """When no valid token is left the manager raises itself; the hook chains that error."""
+    manager = TokenManager(forge_token_provider)
+    hook = TokenAuthHook(manager)
+    sent = _apply(hook)
+    forge_clock.advance(FakeTokenProvider.DEFAULT_LIFETIME + 1)
+    forge_token_provider.fail_always(TokenError("no token today"))
+    response = HttpResponse(401, {}, b"", sent.url, request=sent)
+    with pytest.raises(TokenError, match="no token today") as caught:
+        hook.on_unauthorized(sent, response, RequestContext(request=sent))
+    assert isinstance(caught.value.__cause__, HttpStatusError)
+
+
+def test_the_storm_window_still_hands_the_refusal_back(
+    forge_token_provider: FakeTokenProvider,
+) -> None:
+    """A fresh token refused again (a 403 counted by refresh_on_statuses) opens the storm
+    window: its next refusal returns False with no fetch and no error."""
+    manager = TokenManager(forge_token_provider)
+    hook = TokenAuthHook(manager, refresh_on_statuses={403})
+    _apply(hook)
+    request, response, context = _answer(403)
+    assert hook.on_unauthorized(request, response, context) is True
+    fresh = _apply(hook)
+    refused = HttpResponse(403, {}, b"", fresh.url, request=fresh)
+    hook.on_resend_answered(fresh, refused, RequestContext(request=fresh))
+    assert hook.on_unauthorized(fresh, refused, RequestContext(request=fresh)) is False
+    assert forge_token_provider.fetch_count == 2  # the first token and the one renewal
+
+
+def test_an_insufficient_scope_resend_counts_as_accepted(
+    forge_token_provider: FakeTokenProvider,
+) -> None:
+    """A resend answered insufficient_scope was a valid token: no storm window opens, so the
+    next refusal of that token renews it."""
+    manager = TokenManager(forge_token_provider)
+    hook = TokenAuthHook(manager)
+    _apply(hook)
+    request, response, context = _answer(401)
+    assert hook.on_unauthorized(request, response, context) is True
+    fresh = _apply(hook)
+    narrow = HttpResponse(
+        403, {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}, b"", fresh.url
+    )
+    hook.on_resend_answered(fresh, narrow, RequestContext(request=fresh))
+    unauthorized = HttpResponse(401, {}, b"", fresh.url, request=fresh)
+    assert hook.on_unauthorized(fresh, unauthorized, RequestContext(request=fresh)) is True
+    assert forge_token_provider.fetch_count == 3
+
+
+def test_composite_renews_only_the_hooks_refused_and_reports_resends() -> None:
+    """A 403 one hook counts as a refusal renews that hook only, and every hook hears how
+    the resend was answered."""
+
+    class Picky(_Recording):
+        def credentials_refused(
+            self, request: HttpRequest, response: HttpResponse, context: RequestContext
+        ) -> bool:
+            return response.status_code in (401, 403)
+
+        def on_resend_answered(
+            self, request: HttpRequest, response: HttpResponse, context: RequestContext
+        ) -> None:
+            self.log.append(f"resend:{self.name}")
+
+    log: list[str] = []
+    hook = CompositeAuthHook(_Recording("a", log), Picky("b", log, renews=True))
+    request, response, context = _answer(403)
+    assert hook.credentials_refused(request, response, context) is True
+    assert hook.on_unauthorized(request, response, context) is True
+    hook.on_resend_answered(request, response, context)
+    assert log == ["401:b", "resend:b"]
+
+
+class _Api:
+    """A responses-backed API answering a scripted list of (status, challenge) replies."""
+
+    def __init__(self, mock: responses.RequestsMock, *replies: tuple[int, str | None]) -> None:
+        self.tokens: list[str] = []
+        self._replies = list(replies)
+        mock.add_callback(responses.GET, API, callback=self)
+
+    def __call__(self, request: Any) -> tuple[int, dict[str, str], str]:
+        self.tokens.append(request.headers["Authorization"])
+        status, challenge = self._replies.pop(0)
+        return status, {"WWW-Authenticate": challenge} if challenge else {}, "{}"
+
+
+def _token_client(manager: TokenManager, **options: Any) -> HttpClient:
+    return HttpClient(HttpClientConfigBuilder().with_token_auth(manager, **options).build())
+
+
+def test_the_client_renews_on_an_invalid_token_challenge_of_any_status(
+    forge_responses: responses.RequestsMock, forge_token_provider: FakeTokenProvider
+) -> None:
+    """A 400 with Bearer error="invalid_token" renews the token and resends once."""
+    api = _Api(forge_responses, (400, 'Bearer error="invalid_token"'), (200, None))
+    with _token_client(TokenManager(forge_token_provider)) as client:
+        assert client.get(API).status_code == 200
+    assert api.tokens == ["Bearer fake-access-1", "Bearer fake-access-2"]
+
+
+def test_the_client_renews_on_an_extra_status(
+    forge_responses: responses.RequestsMock, forge_token_provider: FakeTokenProvider
+) -> None:
+    """A bare 403 renews only with refresh_on_statuses={403}."""
+    api = _Api(forge_responses, (403, None), (403, None), (200, None))
+    manager = TokenManager(forge_token_provider)
+    with _token_client(manager) as client:
+        assert client.get(API).status_code == 403
+    with _token_client(manager, refresh_on_statuses={403}) as client:
+        assert client.get(API).status_code == 200
+    assert api.tokens == ["Bearer fake-access-1", "Bearer fake-access-1", "Bearer fake-access-2"]
+
+
+def test_the_client_raises_insufficient_scope_after_one_send(
+    forge_responses: responses.RequestsMock, forge_token_provider: FakeTokenProvider
+) -> None:
+    """insufficient_scope is raised with the response; the request is sent once."""
+    challenge = 'Bearer error="insufficient_scope", scope="orders:write"'
+    api = _Api(forge_responses, (403, challenge))
+    client = _token_client(TokenManager(forge_token_provider))
+    with client, pytest.raises(InsufficientScopeError) as caught:
+        client.get(API)
+    assert caught.value.scope == "orders:write"
+    assert caught.value.response is not None
+    assert caught.value.response.status_code == 403
+    assert (len(api.tokens), forge_token_provider.fetch_count) == (1, 1)
+
+
+def test_the_client_raises_insufficient_scope_on_the_resend_too(
+    forge_responses: responses.RequestsMock, forge_token_provider: FakeTokenProvider
+) -> None:
+    """A renewed token that lacks the scope raises too, after the one resend."""
+    narrow = 'Bearer error="insufficient_scope"'
+    api = _Api(forge_responses, (401, None), (403, narrow))
+    client = _token_client(TokenManager(forge_token_provider))
+    with client, pytest.raises(InsufficientScopeError):
+        client.get(API)
+    assert api.tokens == ["Bearer fake-access-1", "Bearer fake-access-2"]
+
+
+def test_a_401_while_the_token_endpoint_is_down_raises_the_token_error(
+    forge_responses: responses.RequestsMock, forge_token_provider: FakeTokenProvider
+) -> None:
+    """The refused token is not sent again and no bare 401 comes back: the renewal's error
+    is raised, its cause the 401."""
+    api = _Api(forge_responses, (401, None), (401, None))
+    manager = TokenManager(forge_token_provider)
+    with _token_client(manager) as client:
+        manager.get_token()
+        forge_token_provider.fail_always(TokenEndpointError("endpoint down", transient=True))
+        with pytest.raises(TokenEndpointError) as caught:
+            client.get(API)
+    cause = caught.value.__cause__
+    assert isinstance(cause, HttpStatusError)
+    assert cause.response is not None
+    assert cause.response.status_code == 401
+    assert api.tokens == ["Bearer fake-access-1"]

@@ -215,6 +215,22 @@ class TokenManager:
             window,
         )
 
+    def _renewal_failure(self, rejected: str) -> TokenError | None:
+        """Why ``refresh(rejected)`` returned the rejected token: None inside its storm
+        window (the refusal goes back to the caller, as the storm limit wants), else the
+        fetch error it served the still-valid token over (it failed now, or failed lately
+        and is backing off). For :class:`~requestforge.TokenAuthHook`."""
+        now = (self._clock or get_default_clock()).monotonic()
+        with self._state_lock:
+            if self._suspect == rejected and now < self._storm_until:
+                return None
+            error = self._last_error
+        if isinstance(error, TokenError):
+            return error
+        if error is not None:
+            return TokenError(f"renewing the token failed: {type(error).__name__}")
+        return None
+
     def invalidate(self) -> None:
         """Forget the stored token (and any failure backoff); the next caller fetches."""
         self._storage.delete(self._key)

@@ -2,8 +2,8 @@
 
 Client credentials (Basic and form), password + refresh with rotation under a 32-thread
 herd (one token request per expiry), revocation and introspection through raw posts, and
-DOT's default protected view, whose bare 403 for an expired token the library does not
-treat as a reason to renew today (issue 13: refresh triggers). The Basic-encoding table is
+DOT's default protected view, whose bare 403 for an expired token the library treats as a
+reason to renew only with ``refresh_on_statuses={403}``. The Basic-encoding table is
 measured at the end.
 """
 
@@ -162,11 +162,12 @@ def test_introspection_then_revocation_with_raw_posts(forge_dot_server: DotServe
     assert "WWW-Authenticate" not in refused.headers
 
 
-def test_an_expired_token_gets_dot_403_and_is_not_renewed_today(
+def test_an_expired_token_gets_dot_403_and_is_not_renewed_by_default(
     forge_dot_server: DotServer, forge_clock: FakeClock
 ) -> None:
-    """DOT answers an expired token with a bare 403: today the client returns it and re-sends
-    the token until it expires locally, then renews it (refresh triggers: issue 13)."""
+    """DOT answers an expired token with a bare 403: by default the client returns it and
+    re-sends the token until it expires locally, then renews it (refresh_on_statuses={403}
+    renews it at once: test_refresh_triggers.py)."""
     manager = TokenManager(_cc(forge_dot_server))
     with _api(forge_dot_server, manager) as client:
         assert client.get("/before").status_code == 200
