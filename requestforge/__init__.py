@@ -83,6 +83,7 @@ from requestforge.tokens._client_auth import (
     TlsClientAuth,
 )
 from requestforge.tokens._data import TokenData
+from requestforge.tokens._discovery import AuthorizationServer, ServerMetadata, discover
 from requestforge.tokens._exchange_step import TokenExchangeFetcher
 from requestforge.tokens._fetchers import BodyTokenFetcher, HeaderTokenFetcher
 from requestforge.tokens._grants import (
@@ -114,6 +115,7 @@ __all__ = [
     "ApiKeyAuthHook",
     "AuthHookInterface",
     "AuthorizationHook",
+    "AuthorizationServer",
     "BaseRetryStrategy",
     "BasicAuthHook",
     "BearerTokenAuthHook",
@@ -184,6 +186,7 @@ __all__ = [
     "RetryStrategyInterface",
     "Secrets",
     "SerializingMixin",
+    "ServerMetadata",
     "SimpleRetryStrategy",
     "StreamConsumedError",
     "SystemClock",
@@ -207,6 +210,7 @@ __all__ = [
     "TransportError",
     "__version__",
     "declare_secrets",
+    "discover",
     "get_default_clock",
     "map",
     "parse_retry_after",

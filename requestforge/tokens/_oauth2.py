@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
 from urllib.parse import urlsplit
 
 from requestforge._client import HttpClient
@@ -48,6 +49,7 @@ from requestforge.tokens._client_auth import (
     resolve_client_auth,
 )
 from requestforge.tokens._data import TokenData
+from requestforge.tokens._discovery import AuthorizationServer, provider_from_issuer
 from requestforge.tokens._endpoint import (
     MAX_DESCRIPTION,
     TRANSIENT_STATUSES,
@@ -55,6 +57,12 @@ from requestforge.tokens._endpoint import (
     scrub,
 )
 from requestforge.tokens._providers import TokenProviderInterface
+
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from typing import Self
+    else:
+        from typing_extensions import Self
 
 __all__ = ["ClientCredentialsTokenProvider", "PasswordGrantTokenProvider"]
 
@@ -187,6 +195,21 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         )
 
     # -- public API ----------------------------------------------------------------------
+
+    @classmethod
+    def from_issuer(cls, server: str | AuthorizationServer, /, *args: Any, **kwargs: Any) -> Self:
+        """The provider for the token endpoint that ``server``'s metadata names.
+
+        ``server`` is an issuer URL (its document is fetched now, with the ``timeout``,
+        ``client``, ``config`` and ``clock`` given here) or an
+        :class:`~requestforge.AuthorizationServer`, whose cached document several
+        providers share. The other arguments are the constructor's, without ``token_url``.
+        Given a ``client_secret`` and no ``client_auth``, the client authenticates with
+        ``client_secret_basic`` if the server lists it, else ``client_secret_post``. The
+        provider keeps the token endpoint it was built with. Discovery failures raise
+        :class:`~requestforge.TokenEndpointError` (see :doc:`/guide/discovery`).
+        """
+        return provider_from_issuer(cls, server, args, kwargs)
 
     @property
     def token_url(self) -> str:
