@@ -84,6 +84,7 @@ from requestforge.tokens._client_auth import (
 )
 from requestforge.tokens._data import TokenData
 from requestforge.tokens._discovery import AuthorizationServer, ServerMetadata, discover
+from requestforge.tokens._dpop import DPoPKey
 from requestforge.tokens._exchange_step import TokenExchangeFetcher
 from requestforge.tokens._fetchers import BodyTokenFetcher, HeaderTokenFetcher
 from requestforge.tokens._grants import (
@@ -100,6 +101,7 @@ from requestforge.tokens._pipeline import (
     TokenFetchPipeline,
 )
 from requestforge.tokens._providers import TokenProviderInterface
+from requestforge.tokens._revocation import Introspection
 from requestforge.tokens.storage._django import DjangoCacheTokenStorage
 from requestforge.tokens.storage._interface import TokenStorageInterface
 from requestforge.tokens.storage._memory import InMemoryTokenStorage
@@ -136,6 +138,7 @@ __all__ = [
     "ConnectTimeoutError",
     "CorrelationIdHook",
     "CustomGrantTokenProvider",
+    "DPoPKey",
     "DjangoCacheTokenStorage",
     "ErrorHookInterface",
     "ExponentialBackoffRetryStrategy",
@@ -152,6 +155,7 @@ __all__ = [
     "HttpStatusError",
     "InMemoryTokenStorage",
     "InsufficientScopeError",
+    "Introspection",
     "InvalidRequestError",
     "InvalidURLError",
     "JobResult",

@@ -36,6 +36,7 @@ from requestforge._response import HttpResponse, header_value
 from requestforge._secrets import Secrets, declare_secrets
 
 if TYPE_CHECKING:
+    from requestforge.tokens._dpop import DPoPKey
     from requestforge.tokens._manager import TokenManager
 
 __all__ = [
@@ -324,7 +325,16 @@ class TokenAuthHook(AuthHookInterface):
     When the renewal itself fails (the token endpoint is down), its ``TokenError`` is raised
     rather than the refusal handed back or the rejected token sent again; the error's
     ``__cause__`` is an :class:`~requestforge.HttpStatusError` carrying the refusal.
+
+    DPoP (RFC 9449): when the manager's provider has a :class:`~requestforge.DPoPKey`
+    (its ``dpop`` attribute, as the OAuth 2.0 providers given ``dpop=`` do), a token of
+    type ``DPoP`` goes out as ``Authorization: DPoP <token>`` with a fresh ``DPoP`` proof on
+    every attempt. A 401 whose ``DPoP`` challenge says ``use_dpop_nonce`` is resent once
+    with the server's ``DPoP-Nonce``, without renewing the token.
     """
+
+    #: The context metadata key that marks a resend made for a DPoP nonce.
+    _NONCE_RESEND = "requestforge.dpop_nonce_resend"
 
     def __init__(
         self, token_manager: TokenManager, *, refresh_on_statuses: Iterable[int] = ()
@@ -337,6 +347,7 @@ class TokenAuthHook(AuthHookInterface):
             )
         self._manager = token_manager
         self._statuses = _error_statuses(refresh_on_statuses)
+        self._dpop = _provider_dpop_key(token_manager)
 
     @property
     def secrets(self) -> Secrets:
@@ -353,10 +364,21 @@ class TokenAuthHook(AuthHookInterface):
         """The statuses besides 401 that refuse the token, challenge or not."""
         return self._statuses
 
+    @property
+    def dpop(self) -> DPoPKey | None:
+        """The DPoP key of the manager's provider, which signs proofs for DPoP tokens."""
+        return self._dpop
+
     def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
-        """Return a copy of ``request`` with ``Authorization`` set from the current token."""
+        """Return a copy of ``request`` with ``Authorization`` set from the current token
+        (and a ``DPoP`` proof for a DPoP token)."""
         token = self._manager.get_token()
-        return request.with_headers({"Authorization": token.authorization_header})
+        headers = {"Authorization": token.authorization_header}
+        if self._dpop is not None and token.token_type.lower() == "dpop":
+            headers["DPoP"] = self._dpop.proof(
+                request.method.value, request.url, access_token=token.access_token
+            )
+        return request.with_headers(headers)
 
     def credentials_refused(
         self, request: HttpRequest, response: HttpResponse, context: RequestContext
@@ -374,7 +396,15 @@ class TokenAuthHook(AuthHookInterface):
     ) -> bool:
         """Replace the rejected token (unless another thread already did) and allow a resend,
         unless the manager's storm limit handed the rejected token back: resending it would
-        only be refused again. A failed renewal raises its error, chained to the refusal."""
+        only be refused again. A failed renewal raises its error, chained to the refusal.
+        A DPoP ``use_dpop_nonce`` refusal is resent with the nonce, the token kept."""
+        if self._dpop is not None and request.header("DPoP") is not None:
+            from requestforge.tokens._dpop import asks_for_nonce  # noqa: PLC0415 - cycle
+
+            nonce = self._dpop.remember_nonce(request.url, response.headers)
+            if nonce is not None and asks_for_nonce(response.headers):
+                context.metadata[self._NONCE_RESEND] = True
+                return True
         sent = request.header("Authorization") or ""
         _, _, rejected = sent.partition(" ")
         failure: TokenError | None = None
@@ -397,6 +427,10 @@ class TokenAuthHook(AuthHookInterface):
     ) -> None:
         """Tell the manager whether the token that replaced a rejected one was accepted:
         refused again opens its storm window (see ``TokenManager.record_resend``)."""
+        if self._dpop is not None:
+            self._dpop.remember_nonce(request.url, response.headers)
+            if context.metadata.pop(self._NONCE_RESEND, False):
+                return  # the same token, resent with a DPoP nonce: not a renewal
         _, _, sent = (request.header("Authorization") or "").partition(" ")
         if sent:
             refused = response.status_code >= 400 and self._verdict(response)[0]
@@ -419,6 +453,14 @@ class TokenAuthHook(AuthHookInterface):
     def __repr__(self) -> str:
         statuses = f", refresh_on_statuses={sorted(self._statuses)}" if self._statuses else ""
         return f"TokenAuthHook({self._manager!r}{statuses})"
+
+
+def _provider_dpop_key(manager: TokenManager) -> DPoPKey | None:
+    """The ``dpop`` key of ``manager``'s provider, or None when it has none."""
+    from requestforge.tokens._dpop import DPoPKey  # noqa: PLC0415 - import cycle
+
+    key = getattr(manager.provider, "dpop", None)
+    return key if isinstance(key, DPoPKey) else None
 
 
 def _error_statuses(statuses: Iterable[int]) -> frozenset[int]:

@@ -398,7 +398,8 @@ def provider_from_issuer(
     cls: type[_P], server: str | AuthorizationServer, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> _P:
     """``cls(token_endpoint, *args, **kwargs)`` from the issuer's metadata; ``client_auth``
-    chosen from the server's methods when the caller gave a secret and no method."""
+    chosen from the server's methods when the caller gave a secret and no method, and the
+    revocation and introspection endpoints filled in unless given."""
     if "token_url" in kwargs:
         raise ConfigurationError("from_issuer() takes the token_url from the metadata document")
     if isinstance(server, AuthorizationServer):
@@ -416,6 +417,12 @@ def provider_from_issuer(
         else:
             if bound.arguments.get("client_secret") is not None:
                 kwargs = {**kwargs, "client_auth": metadata.client_secret_method()}
+    for option, value in (
+        ("revocation_url", metadata.revocation_endpoint),
+        ("introspection_url", metadata.introspection_endpoint),
+    ):
+        if value is not None and option not in kwargs and option in signature.parameters:
+            kwargs = {**kwargs, option: value}
     return cls(metadata.token_endpoint, *args, **kwargs)
 
 

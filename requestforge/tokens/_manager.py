@@ -40,7 +40,12 @@ from dataclasses import replace
 from typing import Final, TypeGuard
 
 from requestforge._clock import Clock, get_default_clock
-from requestforge._exceptions import TokenEndpointError, TokenError, TokenStorageError
+from requestforge._exceptions import (
+    ConfigurationError,
+    TokenEndpointError,
+    TokenError,
+    TokenStorageError,
+)
 from requestforge._validate import instance, number, text, valid_clock
 from requestforge.tokens._data import TokenData
 from requestforge.tokens._providers import TokenProviderInterface
@@ -238,6 +243,67 @@ class TokenManager:
             self._hot = (None, None, 0.0, 0.0)
             self._failures, self._retry_at, self._last_error = 0, -_INF, None
             self._suspect, self._storms, self._storm_until = None, 0, -_INF
+
+    def revoke(self) -> None:
+        """Revoke the stored token at the provider's revocation endpoint (RFC 7009) and
+        delete it from the storage; the next caller fetches a new one.
+
+        The refresh token is revoked first (a server may revoke its access tokens with it,
+        RFC 7009 section 2.1), then the access token. The provider must have a
+        ``revoke_token(token, token_type_hint=...)`` method (the OAuth 2.0 providers do,
+        given a ``revocation_url``), else this raises ConfigurationError. The token is
+        deleted from the storage even when the server refuses or cannot be reached: a
+        token we tried to revoke is never served again. The first error is then raised
+        (a :class:`~requestforge.TokenEndpointError`), after both revocations were tried.
+        Runs under the storage's refresh lock, so no concurrent refresh stores a token
+        renewed from the one being revoked.
+        """
+        revoke_token = getattr(self._provider, "revoke_token", None)
+        if not callable(revoke_token):
+            raise ConfigurationError(
+                f"{type(self._provider).__name__} cannot revoke tokens (it has no revoke_token)"
+            )
+        if getattr(self._provider, "revocation_url", "") is None:
+            # Say so even when nothing is stored: the configuration is wrong either way.
+            raise ConfigurationError(
+                f"{type(self._provider).__name__} has no revocation_url: give revocation_url= "
+                "(or build it with from_issuer() from metadata that names the endpoint)"
+            )
+        first: Exception | None = None
+        with self._storage.refresh_lock(self._key, timeout=self._wait_timeout):
+            token = self._storage.get(self._key)
+            try:
+                if token is not None:
+                    sent = [
+                        (token.refresh_token, "refresh_token"),
+                        (token.access_token, "access_token"),
+                    ]
+                    for value, hint in sent:
+                        if value is None:
+                            continue
+                        try:
+                            revoke_token(value, token_type_hint=hint)
+                        except Exception as exc:  # noqa: BLE001 - raised below, after both
+                            first = first or exc
+            finally:
+                self.invalidate()
+        if first is not None:
+            raise first
+
+    def close(self, *, revoke: bool = False) -> None:
+        """Close the provider (if it has ``close()``), after :meth:`revoke` if ``revoke``.
+
+        Use it when the manager owns its provider: the provider's own HttpClient is closed.
+        With ``revoke=True`` a failed revocation still deletes the token and closes the
+        provider, then raises. The storage stays open (it is often shared).
+        """
+        try:
+            if revoke:
+                self.revoke()
+        finally:
+            close = getattr(self._provider, "close", None)
+            if callable(close):
+                close()
 
     def __repr__(self) -> str:
         return (

@@ -50,6 +50,7 @@ from requestforge.tokens._client_auth import (
 )
 from requestforge.tokens._data import TokenData
 from requestforge.tokens._discovery import AuthorizationServer, provider_from_issuer
+from requestforge.tokens._dpop import USE_DPOP_NONCE, DPoPKey
 from requestforge.tokens._endpoint import (
     MAX_DESCRIPTION,
     TRANSIENT_STATUSES,
@@ -57,6 +58,14 @@ from requestforge.tokens._endpoint import (
     scrub,
 )
 from requestforge.tokens._providers import TokenProviderInterface
+from requestforge.tokens._revocation import (
+    Introspection,
+    TokenTypeHint,
+    endpoint_url,
+    post_introspection,
+    post_revocation,
+    valid_endpoint_url,
+)
 
 if TYPE_CHECKING:
     if sys.version_info >= (3, 11):
@@ -136,14 +145,18 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         audience: str | None = None,
         extra_params: Mapping[str, str] | None = None,
         client_auth: str | ClientAuthMethod = "basic",
+        revocation_url: str | None = None,
+        introspection_url: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         client: HttpClient | None = None,
         config: HttpClientConfig | None = None,
         service_name: str | None = None,
         clock: Clock | None = None,
+        dpop: DPoPKey | None = None,
     ) -> None:
         self._token_url = _valid_token_url(token_url)
+        self._dpop = None if dpop is None else instance("dpop", dpop, DPoPKey)
         self._client_id = text("client_id", client_id)
         if client_secret is not None:
             client_secret = text("client_secret", client_secret)
@@ -152,6 +165,8 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         self._audience = None if audience is None else text("audience", audience)
         self._extra = _valid_extra_params(extra_params)
         self._auth = resolve_client_auth(client_auth, client_secret)
+        self._revocation_url = valid_endpoint_url("revocation_url", revocation_url)
+        self._introspection_url = valid_endpoint_url("introspection_url", introspection_url)
         self._timeout = number("timeout", timeout, strict=True)
         count("max_retries", max_retries, minimum=0)
         if client is not None:
@@ -206,7 +221,8 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         providers share. The other arguments are the constructor's, without ``token_url``.
         Given a ``client_secret`` and no ``client_auth``, the client authenticates with
         ``client_secret_basic`` if the server lists it, else ``client_secret_post``. The
-        provider keeps the token endpoint it was built with. Discovery failures raise
+        provider keeps the token endpoint it was built with; ``revocation_url`` and
+        ``introspection_url`` come from the document unless given. Discovery failures raise
         :class:`~requestforge.TokenEndpointError` (see :doc:`/guide/discovery`).
         """
         return provider_from_issuer(cls, server, args, kwargs)
@@ -237,6 +253,11 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         return self._client
 
     @property
+    def dpop(self) -> DPoPKey | None:
+        """The DPoP key token requests prove possession of (RFC 9449), or None."""
+        return self._dpop
+
+    @property
     def service_name(self) -> str:
         """The token's identity, built from non-secret settings unless given explicitly."""
         if self._service_name is not None:
@@ -263,6 +284,34 @@ class _OAuth2TokenProvider(TokenProviderInterface):
             # A server may echo the tokens back in error_description: never quote them.
             call_secrets=(current.refresh_token, current.access_token),
         )
+
+    @property
+    def revocation_url(self) -> str | None:
+        """The RFC 7009 revocation endpoint, or None."""
+        return self._revocation_url
+
+    @property
+    def introspection_url(self) -> str | None:
+        """The RFC 7662 introspection endpoint, or None."""
+        return self._introspection_url
+
+    def revoke_token(
+        self, token: TokenData | str, *, token_type_hint: TokenTypeHint | None = None
+    ) -> None:
+        """Revoke ``token`` at the revocation endpoint (RFC 7009), authenticated like token
+        requests; a TokenData's access token is sent with the ``access_token`` hint.
+        Raises ConfigurationError without a ``revocation_url``, TokenEndpointError when
+        the server refuses or cannot be reached (see :doc:`/guide/revocation`)."""
+        url = endpoint_url(self, "revocation_url", self._revocation_url)
+        post_revocation(self, url, token, token_type_hint)
+
+    def introspect(
+        self, token: TokenData | str, *, token_type_hint: TokenTypeHint | None = None
+    ) -> Introspection:
+        """Ask the introspection endpoint (RFC 7662) whether ``token`` is active and what
+        it was issued for; errors as for :meth:`revoke_token`."""
+        url = endpoint_url(self, "introspection_url", self._introspection_url)
+        return post_introspection(self, url, token, token_type_hint)
 
     def close(self) -> None:
         """Close the HttpClient this provider created (a client you passed in stays open)."""
@@ -304,6 +353,25 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         *,
         call_secrets: Iterable[str | None] = (),
     ) -> TokenData:
+        """POST one grant; with a DPoP key, once more on ``use_dpop_nonce``, and the token's
+        ``cnf.jkt`` must be the key's (see ``_dpop``)."""
+        if self._dpop is None:
+            return self._post_grant(grant_type, params, call_secrets)
+        try:
+            token = self._post_grant(grant_type, params, call_secrets)
+        except TokenEndpointError as exc:
+            if exc.error != USE_DPOP_NONCE or self._dpop.nonce_for(self._token_url) is None:
+                raise
+            token = self._post_grant(grant_type, params, call_secrets)
+        self._dpop.check_binding(token)
+        return token
+
+    def _post_grant(
+        self,
+        grant_type: str,
+        params: Mapping[str, str | list[str]],
+        call_secrets: Iterable[str | None],
+    ) -> TokenData:
         """POST one grant; never follows a redirect (see ``_endpoint``)."""
         secrets = [*self._secrets(), *(s for s in call_secrets if s)]
         form: Form = {"grant_type": grant_type, **params}
@@ -318,6 +386,9 @@ class _OAuth2TokenProvider(TokenProviderInterface):
             secrets += self._auth.apply(
                 form, headers, client_id=self._client_id, token_url=self._token_url, now=clock.now()
             )
+        if self._dpop is not None:
+            clock = self._clock or get_default_clock()
+            headers["DPoP"] = self._dpop.proof("POST", self._token_url, now=clock.now())
         url = redact_url(self._token_url)
         logger.debug(
             "requesting a %s token from %s for client %r", grant_type, url, self._client_id
@@ -338,6 +409,8 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         except (TransportError, CircuitOpenError) as exc:
             raise self._transport_error(exc, grant_type, 1, secrets) from exc
         logger.debug("token endpoint %s answered %d", url, response.status_code)
+        if self._dpop is not None:
+            self._dpop.remember_nonce(self._token_url, response.headers)
         if not response.is_success:
             raise self._status_error(response, grant_type, secrets, 1)
         return self._parse(response)
@@ -402,6 +475,9 @@ class ClientCredentialsTokenProvider(_OAuth2TokenProvider):
     (``verify_ssl`` / CA bundle, client certificate, proxies, adapters, pool sizes, max
     redirects) and nothing else: for an mTLS token endpoint (RFC 8705) or one behind a
     proxy. Giving both is a ``ConfigurationError``.
+
+    ``dpop`` is a :class:`~requestforge.DPoPKey`: every token request carries a DPoP proof
+    (RFC 9449), so the tokens are bound to the key (see :doc:`/guide/dpop`).
     """
 
     grant_type = "client_credentials"
@@ -429,12 +505,15 @@ class PasswordGrantTokenProvider(_OAuth2TokenProvider):
         audience: str | None = None,
         extra_params: Mapping[str, str] | None = None,
         client_auth: str | ClientAuthMethod = "basic",
+        revocation_url: str | None = None,
+        introspection_url: str | None = None,
         timeout: float = _OAuth2TokenProvider.DEFAULT_TIMEOUT,
         max_retries: int = _OAuth2TokenProvider.DEFAULT_MAX_RETRIES,
         client: HttpClient | None = None,
         config: HttpClientConfig | None = None,
         service_name: str | None = None,
         clock: Clock | None = None,
+        dpop: DPoPKey | None = None,
     ) -> None:
         self._username = text("username", username)
         if not isinstance(password, str):
@@ -448,12 +527,15 @@ class PasswordGrantTokenProvider(_OAuth2TokenProvider):
             audience=audience,
             extra_params=extra_params,
             client_auth=client_auth,
+            revocation_url=revocation_url,
+            introspection_url=introspection_url,
             timeout=timeout,
             max_retries=max_retries,
             client=client,
             config=config,
             service_name=service_name,
             clock=clock,
+            dpop=dpop,
         )
 
     @property

@@ -1,0 +1,124 @@
+"""DPoP (RFC 9449) over loopback against forge_oauth_server: bound tokens fetched with a
+proof and used with one, server nonces at the token endpoint and the API, the jkt check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from requestforge import (
+    ClientCredentialsTokenProvider,
+    DPoPKey,
+    PasswordGrantTokenProvider,
+    TokenEndpointError,
+    TokenManager,
+    TokenResponseError,
+)
+from requestforge_testing import OAuthServer, Reply
+from tests.api_clients import token_client
+
+CLIENT_ID, CLIENT_SECRET = "forge-client", "forge-secret"
+
+
+def _cc(server: OAuthServer, **options: Any) -> ClientCredentialsTokenProvider:
+    return ClientCredentialsTokenProvider(server.token_url, CLIENT_ID, CLIENT_SECRET, **options)
+
+
+def test_bound_token_is_fetched_and_used_with_proofs(forge_oauth_server: OAuthServer) -> None:
+    """With dpop= the token is DPoP-bound to the key, and the hook's proofs satisfy the API."""
+    forge_oauth_server.dpop_required = True
+    key = DPoPKey()
+    manager = TokenManager(_cc(forge_oauth_server, dpop=key))
+    with token_client(forge_oauth_server, manager) as client:
+        first = client.get("/whoami?x=1")
+        second = client.post("/whoami", json={"a": 1})
+    assert (first.json()["ok"], second.json()["ok"]) == (True, True)
+    assert manager.get_token().token_type == "DPoP"
+    assert [r.dpop_jkt for r in forge_oauth_server.token_requests] == [key.thumbprint]
+    sent = forge_oauth_server.api_requests
+    assert [r.headers["Authorization"].split()[0] for r in sent] == ["DPoP", "DPoP"]
+    assert sent[0].headers["DPoP"] != sent[1].headers["DPoP"]
+
+
+def test_password_grant_takes_a_dpop_key(forge_oauth_server: OAuthServer) -> None:
+    """The password grant binds its token to the key too."""
+    forge_oauth_server.dpop_required = True
+    key = DPoPKey()
+    provider = PasswordGrantTokenProvider(
+        forge_oauth_server.token_url,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        "forge-user",
+        "forge-password",
+        dpop=key,
+    )
+    assert provider.fetch_token().extra["cnf"] == {"jkt": key.thumbprint}
+
+
+def test_without_a_key_dpop_required_refuses(forge_oauth_server: OAuthServer) -> None:
+    """The server's dpop_required mode really refuses a provider without a key."""
+    forge_oauth_server.dpop_required = True
+    with pytest.raises(TokenEndpointError) as caught:
+        _cc(forge_oauth_server).fetch_token()
+    assert caught.value.error == "invalid_dpop_proof"
+
+
+def test_token_endpoint_nonce_challenge_is_retried_once(forge_oauth_server: OAuthServer) -> None:
+    """use_dpop_nonce from the token endpoint is answered by one retry with its nonce."""
+    forge_oauth_server.dpop_nonce_required = True
+    key = DPoPKey()
+    token = _cc(forge_oauth_server, dpop=key).fetch_token()
+    assert token.token_type == "DPoP"
+    records = forge_oauth_server.token_requests
+    assert [(r.status, r.error) for r in records] == [(400, "use_dpop_nonce"), (200, None)]
+    assert key.nonce_for(forge_oauth_server.token_url) == forge_oauth_server.dpop_nonce
+
+
+def test_a_nonce_refused_twice_is_an_error(forge_oauth_server: OAuthServer) -> None:
+    """A second use_dpop_nonce is not retried again: TokenEndpointError after two tries."""
+    forge_oauth_server.dpop_nonce_required = True
+    refusal = Reply(
+        status=400,
+        json={"error": "use_dpop_nonce"},
+        headers={"DPoP-Nonce": "scripted", "Cache-Control": "no-store"},
+    )
+    forge_oauth_server.reply_next(refusal)
+    forge_oauth_server.reply_next(refusal)
+    with pytest.raises(TokenEndpointError) as caught:
+        _cc(forge_oauth_server, dpop=DPoPKey()).fetch_token()
+    assert caught.value.error == "use_dpop_nonce"
+    assert len(forge_oauth_server.token_requests) == 2
+
+
+def test_api_nonce_challenge_is_resent_without_a_new_token(
+    forge_oauth_server: OAuthServer,
+) -> None:
+    """A 401 use_dpop_nonce at the API is resent once with the new nonce, the token kept."""
+    forge_oauth_server.dpop_nonce_required = True
+    key = DPoPKey()
+    manager = TokenManager(_cc(forge_oauth_server, dpop=key))
+    with token_client(forge_oauth_server, manager) as client:
+        assert client.get("/whoami").json()["ok"] is True
+        fresh = forge_oauth_server.rotate_dpop_nonce()
+        assert client.get("/whoami").json()["ok"] is True
+    assert forge_oauth_server.fetch_count == 1
+    statuses = [r.headers.get("DPoP") is not None for r in forge_oauth_server.api_requests]
+    assert statuses == [True, True, True]
+    assert key.nonce_for(forge_oauth_server.api_url) == fresh
+
+
+def test_token_bound_to_another_key_is_refused(forge_oauth_server: OAuthServer) -> None:
+    """A token response whose cnf.jkt is not the key's thumbprint is a TokenResponseError."""
+    reply = Reply(
+        json={
+            "access_token": "bound-elsewhere",
+            "token_type": "DPoP",
+            "expires_in": 300,
+            "cnf": {"jkt": DPoPKey().thumbprint},
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+    forge_oauth_server.reply_next(reply)
+    with pytest.raises(TokenResponseError, match="another key"):
+        _cc(forge_oauth_server, dpop=DPoPKey()).fetch_token()
