@@ -28,6 +28,11 @@ from requestforge import (
 from requestforge_testing import ApiServer
 from tests.fuzzing import FUZZ
 
+# Hypothesis also draws the string literals of this project's source ("invalid_grant", ...):
+# a token or secret built from one declares it secret for the whole process, and later
+# tests would see it redacted. Each property keeps what it declares to itself.
+pytestmark = pytest.mark.usefixtures("forge_secrets")
+
 #: Values that broke an entry point once, mixed into every arbitrary value.
 _NASTY: list[object] = [
     None,

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import django  # type: ignore[import-untyped]
+import pytest
 from django.conf import settings  # type: ignore[import-untyped]
 from hypothesis import given
 from hypothesis import strategies as st
@@ -34,6 +35,11 @@ from requestforge import (
 from requestforge.tokens._data import MAX_EXPIRES_IN, decode_token, encode_token
 from requestforge_testing import FakeClock, FakeTokenFetcher, FakeTokenProvider
 from tests.fuzzing import FUZZ
+
+# Hypothesis also draws the string literals of this project's source ("invalid_grant", ...):
+# a token or secret built from one declares it secret for the whole process, and later
+# tests would see it redacted. Each property keeps what it declares to itself.
+pytestmark = pytest.mark.usefixtures("forge_secrets")
 
 if not settings.configured:  # the same settings as tests/tokens/storage/test_django.py
     settings.configure(

@@ -235,7 +235,6 @@ def test_token_exchange_identity_never_shows_the_subject_token() -> None:
     assert "subject-one" not in first.service_name
 
 
-@pytest.mark.usefixtures("forge_secrets")  # no secret declared by earlier tests
 def test_token_exchange_errors_scrub_the_subject_token(forge_responses: Mock) -> None:
     """A server echoing the subject token in error_description never gets it shown."""
     body = {"error": "invalid_grant", "error_description": "bad subject-token-value-123"}

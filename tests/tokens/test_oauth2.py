@@ -296,7 +296,6 @@ def test_config_with_client_or_of_the_wrong_type_is_refused(make: Callable[..., 
 # -- error mapping --------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("forge_secrets")  # no secret declared by earlier tests
 @pytest.mark.parametrize(
     ("status", "error"),
     [(401, "invalid_client"), (400, "invalid_grant"), (400, "invalid_scope")],
