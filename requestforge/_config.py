@@ -36,6 +36,7 @@ from requestforge._validate import (
     copy_cookie,
     count,
     flag,
+    http_url,
     valid_adapter,
     valid_client_cert,
     valid_cookies,
@@ -324,23 +325,15 @@ def _valid_adapters(adapters: object) -> tuple[tuple[str, AdapterFactory], ...]:
 def _valid_base_url(url: object) -> str | None:
     if url is None:
         return None
-    if not isinstance(url, str):
-        raise ConfigurationError(f"base_url must be a string, got {type(url).__name__}")
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:  # "http://[::1": a bracket that is not closed
-        parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"base_url must be an absolute http(s) URL with a host, got {redact_url(url)!r}"
-        )
+    stripped = http_url("base_url", url)
+    parts = urlsplit(stripped)
     if parts.query or parts.fragment:
         # The query itself is not quoted: base URLs with ?api_key=... are why this is refused.
         raise ConfigurationError(
-            f"base_url must not carry a query or fragment, got {redact_url(url)!r}"
+            f"base_url must not carry a query or fragment, got {redact_url(stripped)!r}"
         )
-    absolute_url("base_url", url.strip(), error=ConfigurationError)  # port, host labels
-    return url.strip().rstrip("/")
+    absolute_url("base_url", stripped, error=ConfigurationError)  # port, host labels
+    return stripped.rstrip("/")
 
 
 def _valid_headers(headers: object) -> Mapping[str, str]:

@@ -80,6 +80,24 @@ def flag(name: str, value: object) -> bool:
     return value
 
 
+def http_url(name: str, value: object) -> str:
+    """``value`` as an absolute http(s) URL with a host (surrounding whitespace removed);
+    the message never quotes its credentials or query."""
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a string, got {type(value).__name__}")
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        valid = False
+    if not valid:
+        raise ConfigurationError(
+            f"{name} must be an absolute http(s) URL with a host, got {redact_url(value)!r}"
+        )
+    return url
+
+
 def text(name: str, value: object, *, error: type[RequestForgeError] = ConfigurationError) -> str:
     """A string with something besides whitespace in it. The message names the type only:
     the value may be a secret."""

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from requestforge._client import HttpClient
@@ -43,7 +43,15 @@ from requestforge._models import HttpMethod
 from requestforge._redact import redact_url
 from requestforge._response import HttpResponse
 from requestforge._retry import ExponentialBackoffRetryStrategy
-from requestforge._validate import connection_config, count, instance, number, shown, valid_clock
+from requestforge._validate import (
+    connection_config,
+    count,
+    http_url,
+    instance,
+    number,
+    shown,
+    valid_clock,
+)
 from requestforge.tokens._endpoint import location_origin, scrub, transient_status
 
 if TYPE_CHECKING:
@@ -430,23 +438,15 @@ def provider_from_issuer(
 
 
 def _valid_issuer(issuer: object) -> str:
-    if not isinstance(issuer, str):
-        raise ConfigurationError(f"issuer must be a string, got {type(issuer).__name__}")
-    try:
-        parts = urlsplit(issuer)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # e.g. an unbalanced IPv6 bracket
-        valid = False
-    if not valid:
+    http_url("issuer", issuer)  # a string, absolute http(s), with a host
+    given = cast("str", issuer)  # kept as given: the document must name it exactly
+    parts = urlsplit(given)
+    if parts.query or parts.fragment or "?" in given or "#" in given:
         raise ConfigurationError(
-            f"issuer must be an absolute http(s) URL with a host, got {redact_url(issuer)!r}"
-        )
-    if parts.query or parts.fragment or "?" in issuer or "#" in issuer:
-        raise ConfigurationError(
-            f"issuer {redact_url(issuer)!r} has a query or fragment; RFC 8414 section 2 "
+            f"issuer {redact_url(given)!r} has a query or fragment; RFC 8414 section 2 "
             "allows neither"
         )
-    return issuer
+    return given
 
 
 def _endpoint(document: Mapping[str, Any], name: str, issuer: str, secure: bool) -> str | None:

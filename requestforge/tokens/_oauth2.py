@@ -15,7 +15,6 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
-from urllib.parse import urlsplit
 
 from requestforge._client import HttpClient
 from requestforge._clock import Clock, get_default_clock
@@ -37,6 +36,7 @@ from requestforge._secrets import Secrets, declare_secrets
 from requestforge._validate import (
     connection_config,
     count,
+    http_url,
     instance,
     number,
     shown,
@@ -155,7 +155,7 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         clock: Clock | None = None,
         dpop: DPoPKey | None = None,
     ) -> None:
-        self._token_url = _valid_token_url(token_url)
+        self._token_url = http_url("token_url", token_url)
         self._dpop = None if dpop is None else instance("dpop", dpop, DPoPKey)
         self._client_id = text("client_id", client_id)
         if client_secret is not None:
@@ -554,21 +554,6 @@ class PasswordGrantTokenProvider(_OAuth2TokenProvider):
 
 
 # -- validation and helpers ----------------------------------------------------------------
-
-
-def _valid_token_url(url: object) -> str:
-    if not isinstance(url, str):
-        raise ConfigurationError(f"token_url must be a string, got {type(url).__name__}")
-    try:
-        parts = urlsplit(url.strip())
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # e.g. an unbalanced IPv6 bracket
-        valid = False
-    if not valid:
-        raise ConfigurationError(
-            f"token_url must be an absolute http(s) URL with a host, got {redact_url(url)!r}"
-        )
-    return url.strip()
 
 
 def _valid_scope(scope: object) -> str | None:

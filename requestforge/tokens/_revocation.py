@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
-from urllib.parse import urlsplit
 
 from requestforge._clock import get_default_clock
 from requestforge._exceptions import (
@@ -30,6 +29,7 @@ from requestforge._exceptions import (
 )
 from requestforge._redact import redact_url
 from requestforge._response import HttpResponse
+from requestforge._validate import http_url
 from requestforge.tokens._data import TokenData
 from requestforge.tokens._endpoint import endpoint_error, scrub
 
@@ -93,20 +93,7 @@ class Introspection:
 
 def valid_endpoint_url(name: str, url: object) -> str | None:
     """``url`` checked as an absolute http(s) URL (None stays None)."""
-    if url is None:
-        return None
-    if not isinstance(url, str):
-        raise ConfigurationError(f"{name} must be a string, got {type(url).__name__}")
-    try:
-        parts = urlsplit(url.strip())
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        valid = False
-    if not valid:
-        raise ConfigurationError(
-            f"{name} must be an absolute http(s) URL with a host, got {redact_url(url)!r}"
-        )
-    return url.strip()
+    return None if url is None else http_url(name, url)
 
 
 def token_value(token: object) -> tuple[str, str | None]:

@@ -27,7 +27,7 @@ from requestforge._clock import Clock, get_default_clock
 from requestforge._exceptions import ConfigurationError, TokenStorageError
 from requestforge._redact import redact_url
 from requestforge._validate import number, shown, valid_clock
-from requestforge.tokens.storage._shared import SharedTokenStorage, Unavailable, ttl_ms
+from requestforge.tokens.storage._shared import SharedTokenStorage, Unavailable
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -180,7 +180,7 @@ class RedisTokenStorage(SharedTokenStorage):
         self, key: str, raw: bytes | str | None, ttl: float | None, owner: str | None
     ) -> str:
         token_key, lock_key = self._key_names(key)
-        ms = ttl_ms(ttl)
+        ms = _ttl_ms(ttl)
         try:
             if owner is not None:
                 ttl_arg = -1 if raw is None else 0 if ms is None else ms
@@ -295,6 +295,11 @@ class RedisTokenStorage(SharedTokenStorage):
             suppressed,
         )
         raise Unavailable from exc
+
+
+def _ttl_ms(ttl: float | None) -> int | None:
+    """Seconds left, as the whole milliseconds a backend keeps (rounded up, at least 1)."""
+    return None if ttl is None else max(math.ceil(ttl * 1000), 1)
 
 
 def _import_redis() -> Any:

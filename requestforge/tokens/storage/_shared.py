@@ -25,7 +25,6 @@ new dict under a lock, so ``cached`` reads it without one (see ``docs/design.md`
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import threading
 import time
@@ -308,8 +307,3 @@ class SharedTokenStorage(TokenStorageInterface):
                 near = {**near, key: entry}
             self._near = near
             self._near_version += 1
-
-
-def ttl_ms(ttl: float | None) -> int | None:
-    """Seconds left, as the whole milliseconds a backend keeps (rounded up, at least 1)."""
-    return None if ttl is None else max(math.ceil(ttl * 1000), 1)
