@@ -69,6 +69,15 @@ class AuthHookInterface(ABC):
     def before_request(self, request: HttpRequest, context: RequestContext) -> HttpRequest:
         """Return a copy of ``request`` carrying the credentials."""
 
+    def on_response(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> None:
+        """Called with every response that answered our credentials, whatever its status
+        and before any other call about it: for what servers send on any answer
+        (:class:`TokenAuthHook` remembers a DPoP server's ``DPoP-Nonce``, RFC 9449
+        section 8). Nothing by default."""
+        return
+
     def credentials_refused(
         self, request: HttpRequest, response: HttpResponse, context: RequestContext
     ) -> bool:
@@ -299,6 +308,13 @@ class CompositeAuthHook(AuthHookInterface):
         for hook in self._hooks:
             hook.on_resend_answered(request, response, context)
 
+    def on_response(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> None:
+        """Pass every answer on to every hook."""
+        for hook in self._hooks:
+            hook.on_response(request, response, context)
+
     def _refused(
         self, request: HttpRequest, response: HttpResponse, context: RequestContext
     ) -> list[bool]:
@@ -329,8 +345,9 @@ class TokenAuthHook(AuthHookInterface):
     DPoP (RFC 9449): when the manager's provider has a :class:`~requestforge.DPoPKey`
     (its ``dpop`` attribute, as the OAuth 2.0 providers given ``dpop=`` do), a token of
     type ``DPoP`` goes out as ``Authorization: DPoP <token>`` with a fresh ``DPoP`` proof on
-    every attempt. A 401 whose ``DPoP`` challenge says ``use_dpop_nonce`` is resent once
-    with the server's ``DPoP-Nonce``, without renewing the token.
+    every attempt. The ``DPoP-Nonce`` of any answer is remembered for the next proofs to
+    that origin; a 401 whose ``DPoP`` challenge says ``use_dpop_nonce`` is resent once with
+    it, without renewing the token.
     """
 
     #: The context metadata key that marks a resend made for a DPoP nonce.
@@ -401,8 +418,7 @@ class TokenAuthHook(AuthHookInterface):
         if self._dpop is not None and request.header("DPoP") is not None:
             from requestforge.tokens._dpop import asks_for_nonce  # noqa: PLC0415 - cycle
 
-            nonce = self._dpop.remember_nonce(request.url, response.headers)
-            if nonce is not None and asks_for_nonce(response.headers):
+            if header_value(response.headers, "DPoP-Nonce") and asks_for_nonce(response.headers):
                 context.metadata[self._NONCE_RESEND] = True
                 return True
         sent = request.header("Authorization") or ""
@@ -427,14 +443,19 @@ class TokenAuthHook(AuthHookInterface):
     ) -> None:
         """Tell the manager whether the token that replaced a rejected one was accepted:
         refused again opens its storm window (see ``TokenManager.record_resend``)."""
-        if self._dpop is not None:
-            self._dpop.remember_nonce(request.url, response.headers)
-            if context.metadata.pop(self._NONCE_RESEND, False):
-                return  # the same token, resent with a DPoP nonce: not a renewal
+        if self._dpop is not None and context.metadata.pop(self._NONCE_RESEND, False):
+            return  # the same token, resent with a DPoP nonce: not a renewal
         _, _, sent = (request.header("Authorization") or "").partition(" ")
         if sent:
             refused = response.status_code >= 400 and self._verdict(response)[0]
             self._manager.record_resend(sent, accepted=not refused)
+
+    def on_response(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> None:
+        """Remember the ``DPoP-Nonce`` a DPoP-protected API sends, on any status."""
+        if self._dpop is not None:
+            self._dpop.remember_nonce(request.url, response.headers)
 
     def _verdict(self, response: HttpResponse) -> tuple[bool, Challenge | None]:
         """Whether ``response`` refuses the token, and the ``insufficient_scope`` challenge

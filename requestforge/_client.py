@@ -347,6 +347,8 @@ class HttpClient(VerbMethods):
                 retry.after_attempt(context, None, error)
                 raise
             retry.after_attempt(context, response, None)
+            if auth is not None and answered is not None:
+                _call_hook(auth, "on_response", answered, object, answered, response, context)
             if awaiting_resend:
                 awaiting_resend = False
                 _resend_answered(auth, answered, response, context)

@@ -6,11 +6,14 @@ from requestforge import HttpClient, HttpClientConfigBuilder, TokenManager
 from requestforge_testing import OAuthServer
 
 
-def token_client(server: OAuthServer, manager: TokenManager) -> HttpClient:
-    """A client of ``server``'s protected API that authenticates with ``manager``'s tokens."""
+def token_client(
+    server: OAuthServer, manager: TokenManager, *, base_url: str | None = None
+) -> HttpClient:
+    """A client of ``server``'s protected API (or of ``base_url``) that authenticates with
+    ``manager``'s tokens."""
     config = (
         HttpClientConfigBuilder()
-        .with_base_url(server.api_url)
+        .with_base_url(base_url or server.api_url)
         .with_timeout(5)
         .with_token_auth(token_manager=manager)
         .build()

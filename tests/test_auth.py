@@ -758,3 +758,48 @@ def test_a_401_while_the_token_endpoint_is_down_raises_the_token_error(
     assert cause.response is not None
     assert cause.response.status_code == 401
     assert api.tokens == ["Bearer fake-access-1"]
+
+
+class _Answers(_Recording):
+    """Logs the status of every answer it is shown."""
+
+    def on_response(
+        self, request: HttpRequest, response: HttpResponse, context: RequestContext
+    ) -> None:
+        self.log.append(f"answer:{self.name}:{response.status_code}")
+
+
+def test_every_answer_to_our_credentials_reaches_on_response_first(
+    forge_responses: responses.RequestsMock,
+) -> None:
+    """on_response sees the 200 and the 401 alike, before the refusal is asked about, and a
+    composite passes each answer to every hook."""
+    forge_responses.get(API, status=200)
+    forge_responses.get(API, status=401)
+    log: list[str] = []
+    hook = CompositeAuthHook(_Answers("a", log), _Answers("b", log))
+    with HttpClient(HttpClientConfigBuilder().with_auth_hook(hook).build()) as client:
+        client.get(API)
+        client.get(API)
+    assert [entry for entry in log if not entry.startswith("before")] == [
+        "answer:a:200",
+        "answer:b:200",
+        "answer:a:401",
+        "answer:b:401",
+        "401:a",
+        "401:b",
+    ]
+
+
+def test_an_answer_from_another_origin_is_not_shown_to_the_hook(
+    forge_responses: responses.RequestsMock,
+) -> None:
+    """After a redirect to another origin (our credentials stayed home), on_response is not
+    called: that server's headers say nothing about our credentials."""
+    elsewhere = "https://elsewhere.example.org/landing"
+    forge_responses.get(API, status=302, headers={"Location": elsewhere})
+    forge_responses.get(elsewhere, status=200)
+    log: list[str] = []
+    with HttpClient(HttpClientConfigBuilder().with_auth_hook(_Answers("a", log)).build()) as c:
+        assert c.get(API).status_code == 200
+    assert log == ["before:a"]

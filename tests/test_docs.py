@@ -2,7 +2,8 @@
 
 The testing guide's examples are whole test files: each is a ``.. code-block:: python``
 whose ``:caption:`` is its file name (``test_retries.py``). They run here with ``pytester``
-and ``-p requestforge_testing`` exactly as printed. An example captioned
+and ``-p requestforge_testing`` exactly as printed, and so do the user guide's examples
+captioned that way (every identity-provider pattern page has one). An example captioned
 ``test_x.py (fails on purpose)`` must fail, and the ``pytest output`` block after it must
 match what pytest prints (numbers aside: thread ids and timings differ per run).
 
@@ -25,10 +26,19 @@ import vcr.serializers.yamlserializer  # noqa: F401
 
 import requestforge
 import requestforge_testing
-from tests.inner_pytest import INNER_ARGS
+from tests.inner_pytest import run_inner
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TESTING_GUIDE = DOCS / "testing"
+USER_GUIDE = DOCS / "guide"
+#: The user guide pages that show an identity provider's pattern: each carries a test file.
+PATTERN_PAGES = (
+    "client-auth.rst",
+    "discovery.rst",
+    "dpop.rst",
+    "jwt-bearer.rst",
+    "token-exchange.rst",
+)
 REFERENCE = DOCS / "reference"
 
 # Run the inner pytest like CI runs ours: plugin loaded explicitly, warnings and markers strict.
@@ -99,6 +109,7 @@ def guide_blocks() -> list[Block]:
 class Example:
     """A test file from the testing guide, and the output it must print if it fails."""
 
+    page: str
     file: str
     code: str
     fails: bool
@@ -106,7 +117,12 @@ class Example:
 
 
 def guide_examples() -> list[Example]:
-    blocks = guide_blocks()
+    """The testing guide's examples, then the user guide's captioned ones."""
+    user_guide = [b for page in sorted(USER_GUIDE.glob("*.rst")) for b in code_blocks(page)]
+    return _examples(guide_blocks()) + _examples(user_guide)
+
+
+def _examples(blocks: list[Block]) -> list[Example]:
     examples = []
     for i, block in enumerate(blocks):
         match = _EXAMPLE_CAPTION.match(block.caption)
@@ -117,7 +133,9 @@ def guide_examples() -> list[Example]:
             after = blocks[i + 1] if i + 1 < len(blocks) else None
             if after is not None and after.caption == "pytest output":
                 output = tuple(after.code.splitlines())
-        examples.append(Example(match["file"], block.code, bool(match["fails"]), output))
+        examples.append(
+            Example(block.page, match["file"], block.code, bool(match["fails"]), output)
+        )
     return examples
 
 
@@ -133,6 +151,11 @@ def test_every_python_block_of_the_testing_guide_is_a_test_file() -> None:
     ]
     assert loose == []
     assert len(EXAMPLES) >= 8
+
+
+def test_each_identity_provider_pattern_page_has_an_example_test() -> None:
+    """Every identity-provider pattern page of the user guide carries a test file that runs."""
+    assert sorted({e.page for e in EXAMPLES if e.page in PATTERN_PAGES}) == sorted(PATTERN_PAGES)
 
 
 def test_example_file_names_are_unique() -> None:
@@ -151,8 +174,6 @@ def test_guide_example_runs(
     example: Example, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The example test file runs as printed: it passes, or fails with the output shown."""
-    # Only this plugin, as a user loading it with -p; autoloaded ones could mask what it does.
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     # In-process runs share sys.modules: a prefix keeps the example's module name from
     # colliding with one of this suite's test modules (tests/plugin/test_stress.py).
     stem = f"docs_example_{example.file.removesuffix('.py')}"
@@ -161,13 +182,13 @@ def test_guide_example_runs(
     if "forge_cassette" in example.code:
         # As its page describes: outside CI the first run records, then CI replays it.
         monkeypatch.delenv("CI", raising=False)
-        recording = pytester.runpytest(*INNER_ARGS, str(path))
+        recording = run_inner(pytester, monkeypatch, str(path))
         assert recording.parseoutcomes() == {"passed": tests}, recording.stdout.str()
         cassettes = sorted((pytester.path / "cassettes" / stem).glob("*.yaml"))
         assert len(cassettes) == tests
         assert all("forge-secret" not in c.read_text() for c in cassettes)
         monkeypatch.setenv("CI", "true")
-    result = pytester.runpytest(*INNER_ARGS, str(path))
+    result = run_inner(pytester, monkeypatch, str(path))
     outcomes = result.parseoutcomes()
     if example.fails:
         assert outcomes == {"failed": tests}, result.stdout.str()

@@ -20,15 +20,15 @@ import base64
 import hashlib
 import secrets as _random
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from requestforge._challenge import parse_challenges, token_errors
 from requestforge._clock import Clock, get_default_clock
-from requestforge._exceptions import ConfigurationError, TokenResponseError
+from requestforge._exceptions import ConfigurationError, TokenEndpointError, TokenResponseError
 from requestforge._response import header_value
 from requestforge._secrets import Secrets, declare_secrets
 from requestforge._validate import text, valid_clock
@@ -48,6 +48,7 @@ ALGORITHMS: Final = ("ES256", "RS256", "PS256")
 #: The longest nonce remembered; a longer ``DPoP-Nonce`` is a broken server, ignored.
 _MAX_NONCE: Final = 1024
 _PROOF_SECRETS: Final = Secrets.of(headers=[PROOF_HEADER])
+_T = TypeVar("_T")
 
 declare_secrets(_PROOF_SECRETS)
 
@@ -164,6 +165,18 @@ class DPoPKey:
 
     def __repr__(self) -> str:
         return f"DPoPKey(alg={self._alg!r}, thumbprint={self._thumbprint!r})"
+
+
+def retry_for_nonce(key: DPoPKey, url: str, send: Callable[[], _T]) -> _T:
+    """``send()`` a token request to ``url``; once more if the server refused it with
+    ``use_dpop_nonce`` and sent the nonce (remembered by ``send``), as RFC 9449 section 8
+    asks."""
+    try:
+        return send()
+    except TokenEndpointError as exc:
+        if exc.error != USE_DPOP_NONCE or key.nonce_for(url) is None:
+            raise
+        return send()
 
 
 def proof_url(url: str) -> str:

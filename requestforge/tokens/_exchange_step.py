@@ -23,6 +23,7 @@ from requestforge._validate import (
 )
 from requestforge.tokens._client_auth import ClientAuthMethod
 from requestforge.tokens._data import TokenData
+from requestforge.tokens._dpop import DPoPKey
 from requestforge.tokens._fetchers import HeadersArg, _HttpTokenFetcher
 from requestforge.tokens._grants import ExchangeFields, TokenExchangeTokenProvider
 from requestforge.tokens._oauth2 import _valid_scope
@@ -66,6 +67,7 @@ class TokenExchangeFetcher(_HttpTokenFetcher):
         config: HttpClientConfig | None = None,
         headers: HeadersArg = None,
         clock: Clock | None = None,
+        dpop: DPoPKey | None = None,
     ) -> None:
         text(f"subject_from of step {name!r}", subject_from)
         if actor_from is not None:
@@ -100,6 +102,7 @@ class TokenExchangeFetcher(_HttpTokenFetcher):
             clock=clock,
             client_id=client_id,
             client_auth=client_auth,
+            dpop=dpop,
         )
         self._auth_from = None  # the subject token goes in the form, never in a header
 

@@ -9,7 +9,9 @@ that receive the :class:`~requestforge.FetchContext`.
 A step that requests its token from an OAuth token endpoint authenticates the client with
 ``client_id`` and ``client_auth`` (any :class:`~requestforge.ClientAuthMethod`), whose form
 fields join ``data`` and whose headers join the request's; ``TokenExchangeFetcher`` is such a
-step for RFC 8693, exchanging an earlier step's token for its own.
+step for RFC 8693, exchanging an earlier step's token for its own. Given ``dpop=``, a step
+sends a DPoP proof (RFC 9449) with its request (with ``ath`` when the ``auth_from`` token is a
+DPoP token), retries once on ``use_dpop_nonce``, and checks the issued token's ``cnf.jkt``.
 
 Failures are typed and never quote a token: the endpoint answering non-2xx or not at all is
 a :class:`~requestforge.TokenEndpointError` (from the one mapping the OAuth providers use,
@@ -57,6 +59,7 @@ from requestforge._validate import (
 )
 from requestforge.tokens._client_auth import ClientAuthMethod, check_form_fields
 from requestforge.tokens._data import TokenData, _parse_expires_in
+from requestforge.tokens._dpop import DPoPKey, retry_for_nonce
 from requestforge.tokens._endpoint import endpoint_error, transient_status
 from requestforge.tokens._pipeline import FetchContext, TokenFetcherInterface
 
@@ -89,6 +92,7 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         clock: Clock | None = None,
         client_id: str | None = None,
         client_auth: ClientAuthMethod | None = None,
+        dpop: DPoPKey | None = None,
     ) -> None:
         super().__init__(name, depends_on=depends_on, ttl=ttl)
         if client is not None:
@@ -126,6 +130,9 @@ class _HttpTokenFetcher(TokenFetcherInterface):
             settings = connection_settings(connection) if connection is not None else {}
             client = HttpClient(HttpClientConfig(**settings))
         self._client = client
+        # Absolute, for what must name the endpoint itself: an assertion's aud, a proof's htu.
+        self._endpoint = client._resolve(url)
+        self._dpop = None if dpop is None else instance("dpop", dpop, DPoPKey)
         self._headers = headers
         self._json = json
         self._data = data
@@ -153,16 +160,26 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         """How the step authenticates the client at a token endpoint, or None."""
         return self._client_auth
 
+    @property
+    def dpop(self) -> DPoPKey | None:
+        """The DPoP key this step's requests prove possession of (RFC 9449), or None."""
+        return self._dpop
+
     def close(self) -> None:
         """Close the client if this fetcher created it (a client passed in is left open)."""
         if self._owns_client:
             self._client.close()
 
     def fetch(self, context: FetchContext) -> TokenData:
-        """Request the token and take it from the response."""
-        response = self._send(context)
+        """Request the token and take it from the response; with a DPoP key, once more on
+        ``use_dpop_nonce``, and the token's ``cnf.jkt`` must be the key's."""
         clock = self._clock or get_default_clock()
-        return self._extract(response, clock)
+        if self._dpop is None:
+            return self._extract(self._send(context), clock)
+        response = retry_for_nonce(self._dpop, self._endpoint, lambda: self._send(context))
+        token = self._extract(response, clock)
+        self._dpop.check_binding(token)
+        return token
 
     @abstractmethod
     def _extract(self, response: HttpResponse, clock: Clock) -> TokenData:
@@ -170,8 +187,9 @@ class _HttpTokenFetcher(TokenFetcherInterface):
 
     def _send(self, context: FetchContext) -> HttpResponse:
         headers: dict[str, str] = {}
-        if self._auth_from is not None:
-            headers["Authorization"] = context.get_token(self._auth_from).authorization_header
+        bearer = None if self._auth_from is None else context.get_token(self._auth_from)
+        if bearer is not None:
+            headers["Authorization"] = bearer.authorization_header
         given = self._headers(context) if callable(self._headers) else self._headers
         if given is not None and not isinstance(given, Mapping):
             raise ConfigurationError(
@@ -180,6 +198,15 @@ class _HttpTokenFetcher(TokenFetcherInterface):
             )
         if given:
             headers = merge_headers(headers, given)  # the caller's headers win
+        if self._dpop is not None:
+            bound = bearer is not None and bearer.token_type.lower() == "dpop"
+            proof = self._dpop.proof(
+                self._method.value,
+                self._endpoint,
+                access_token=bearer.access_token if bound and bearer is not None else None,
+                now=(self._clock or get_default_clock()).now(),
+            )
+            headers = merge_headers(headers, {"DPoP": proof})
         where = redact_url(self._url)
         json = self._json(context) if callable(self._json) else self._json
         data = self._data(context) if callable(self._data) else self._data
@@ -196,6 +223,8 @@ class _HttpTokenFetcher(TokenFetcherInterface):
                 allow_redirects=False,  # see _token_endpoint: a token request stays put
             )
         except RequestError as exc:
+            if self._dpop is not None and exc.response is not None:
+                self._dpop.remember_nonce(self._endpoint, exc.response.headers)
             if exc.response is not None and not exc.response.is_success:
                 raise endpoint_error(
                     exc.response,
@@ -210,6 +239,8 @@ class _HttpTokenFetcher(TokenFetcherInterface):
                 response=exc.response,
                 status_code=None if exc.response is None else exc.response.status_code,
             ) from exc
+        if self._dpop is not None:
+            self._dpop.remember_nonce(self._endpoint, response.headers)
         if not response.is_success:
             raise endpoint_error(
                 response,
@@ -232,7 +263,9 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         form: dict[str, Any] = dict(data or {})
         check_form_fields(form, what=f"the data of step {self.name!r}")
         clock = self._clock or get_default_clock()
-        sent = auth.apply(form, headers, client_id=client_id, token_url=self._url, now=clock.now())
+        sent = auth.apply(
+            form, headers, client_id=client_id, token_url=self._endpoint, now=clock.now()
+        )
         return (form if form or data is not None else None), sent
 
     def _token(
@@ -292,6 +325,7 @@ class HeaderTokenFetcher(_HttpTokenFetcher):
         clock: Clock | None = None,
         client_id: str | None = None,
         client_auth: ClientAuthMethod | None = None,
+        dpop: DPoPKey | None = None,
     ) -> None:
         self._header_name = _valid_header_name(header_name, "header_name")
         declare_secrets(Secrets.of(headers=[header_name]))  # it carries the token
@@ -311,6 +345,7 @@ class HeaderTokenFetcher(_HttpTokenFetcher):
             clock=clock,
             client_id=client_id,
             client_auth=client_auth,
+            dpop=dpop,
         )
 
     @property
@@ -362,6 +397,7 @@ class BodyTokenFetcher(_HttpTokenFetcher):
         clock: Clock | None = None,
         client_id: str | None = None,
         client_auth: ClientAuthMethod | None = None,
+        dpop: DPoPKey | None = None,
     ) -> None:
         self._token_path = _split_path(token_path, "token_path")
         self._expires_in_path = (
@@ -388,6 +424,7 @@ class BodyTokenFetcher(_HttpTokenFetcher):
             clock=clock,
             client_id=client_id,
             client_auth=client_auth,
+            dpop=dpop,
         )
 
     def _extract(self, response: HttpResponse, clock: Clock) -> TokenData:

@@ -2,7 +2,8 @@
 (RFC 8693) and any other ``grant_type`` with its own parameters.
 
 They share :class:`~requestforge.ClientCredentialsTokenProvider`'s exchange (``_oauth2``):
-its options, retries, error mapping and every client authentication method.
+its options, retries, error mapping, every client authentication method and ``dpop=``
+(RFC 9449: proofs on token requests, nonces, the ``cnf.jkt`` check).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from requestforge._validate import number, shown, text
 from requestforge.tokens import _jose
 from requestforge.tokens._client_auth import AUTH_FIELDS, ClientAuthMethod
 from requestforge.tokens._data import TokenData
+from requestforge.tokens._dpop import DPoPKey
 from requestforge.tokens._manager import TokenManager
 from requestforge.tokens._oauth2 import Form, _OAuth2TokenProvider
 from requestforge.tokens._providers import TokenProviderInterface
@@ -85,6 +87,7 @@ class JwtBearerTokenProvider(_OAuth2TokenProvider):
         config: HttpClientConfig | None = None,
         service_name: str | None = None,
         clock: Clock | None = None,
+        dpop: DPoPKey | None = None,
     ) -> None:
         self._issuer = text("issuer", issuer)
         self._subject = self._issuer if subject is None else text("subject", subject)
@@ -113,6 +116,7 @@ class JwtBearerTokenProvider(_OAuth2TokenProvider):
             config=config,
             service_name=service_name,
             clock=clock,
+            dpop=dpop,
         )
         declare_secrets(Secrets.of(values=_jose.key_secrets(key, self._key)))
 
@@ -196,6 +200,7 @@ class TokenExchangeTokenProvider(_OAuth2TokenProvider):
         config: HttpClientConfig | None = None,
         service_name: str | None = None,
         clock: Clock | None = None,
+        dpop: DPoPKey | None = None,
     ) -> None:
         self._subject = _valid_source("subject_token", subject_token)
         self._actor = None if actor_token is None else _valid_source("actor_token", actor_token)
@@ -222,6 +227,7 @@ class TokenExchangeTokenProvider(_OAuth2TokenProvider):
             config=config,
             service_name=service_name,
             clock=clock,
+            dpop=dpop,
         )
         fixed = [s for s in (self._subject, self._actor) if isinstance(s, str)]
         declare_secrets(Secrets.of(values=fixed))
@@ -321,6 +327,7 @@ class CustomGrantTokenProvider(_OAuth2TokenProvider):
         config: HttpClientConfig | None = None,
         service_name: str | None = None,
         clock: Clock | None = None,
+        dpop: DPoPKey | None = None,
     ) -> None:
         self._grant = text("grant_type", grant_type)
         self._params = _valid_params(params)
@@ -343,6 +350,7 @@ class CustomGrantTokenProvider(_OAuth2TokenProvider):
             config=config,
             service_name=service_name,
             clock=clock,
+            dpop=dpop,
         )
         declare_secrets(Secrets.of(fields=self._secret_names, values=self._param_secrets()))
 

@@ -50,7 +50,7 @@ from requestforge.tokens._client_auth import (
 )
 from requestforge.tokens._data import TokenData
 from requestforge.tokens._discovery import AuthorizationServer, provider_from_issuer
-from requestforge.tokens._dpop import USE_DPOP_NONCE, DPoPKey
+from requestforge.tokens._dpop import DPoPKey, retry_for_nonce
 from requestforge.tokens._endpoint import (
     MAX_DESCRIPTION,
     TRANSIENT_STATUSES,
@@ -268,6 +268,8 @@ class _OAuth2TokenProvider(TokenProviderInterface):
             parts.append(f"scope={self._scope}")
         if self._audience is not None:
             parts.append(f"audience={self._audience}")
+        if self._dpop is not None:  # its tokens are bound to the key: never share them
+            parts.append(f"dpop={self._dpop.thumbprint}")
         return ":".join(parts)
 
     def fetch_token(self) -> TokenData:
@@ -357,12 +359,9 @@ class _OAuth2TokenProvider(TokenProviderInterface):
         ``cnf.jkt`` must be the key's (see ``_dpop``)."""
         if self._dpop is None:
             return self._post_grant(grant_type, params, call_secrets)
-        try:
-            token = self._post_grant(grant_type, params, call_secrets)
-        except TokenEndpointError as exc:
-            if exc.error != USE_DPOP_NONCE or self._dpop.nonce_for(self._token_url) is None:
-                raise
-            token = self._post_grant(grant_type, params, call_secrets)
+        token = retry_for_nonce(
+            self._dpop, self._token_url, lambda: self._post_grant(grant_type, params, call_secrets)
+        )
         self._dpop.check_binding(token)
         return token
 

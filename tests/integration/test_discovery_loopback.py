@@ -1,11 +1,9 @@
 """Discovery against the plugin's loopback OAuthServer: both documents, the issuer check,
-the chosen client authentication, one document request for a herd, and the guide example."""
+the chosen client authentication, one document request for a herd."""
 
 from __future__ import annotations
 
-import re
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +16,6 @@ from requestforge import (
     discover,
 )
 from requestforge_testing import OAuthServer
-from tests.inner_pytest import run_inner
-from tests.test_docs import Block, code_blocks
 from tests.tokens.test_discovery import EntryClock
 
 CLIENT, SECRET = "forge-client", "forge-secret"
@@ -104,31 +100,3 @@ def test_a_herd_costs_one_document_request(forge_oauth_server: OAuthServer) -> N
     for provider in built:
         provider.close()
     server.close()
-
-
-# -- the guide page's example runs as printed ------------------------------------------------
-
-GUIDE_PAGE = Path(__file__).resolve().parent.parent.parent / "docs" / "guide" / "discovery.rst"
-_CAPTION = re.compile(r"^test_\w+\.py$")
-EXAMPLES = [
-    block
-    for block in code_blocks(GUIDE_PAGE)
-    if block.language == "python" and _CAPTION.match(block.caption)
-]
-
-
-def test_the_guide_page_has_an_example_test() -> None:
-    """The discovery guide page carries at least one example test file."""
-    assert EXAMPLES
-
-
-@pytest.mark.parametrize("block", EXAMPLES, ids=[b.caption for b in EXAMPLES])
-def test_guide_example_passes(
-    block: Block, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The page's example test file passes as printed, with only this plugin loaded."""
-    stem = f"guide_example_{block.caption.removesuffix('.py')}"
-    path = pytester.makepyfile(**{stem: block.code})
-    tests = len(re.findall(r"^def test_", block.code, flags=re.MULTILINE))
-    result = run_inner(pytester, monkeypatch, str(path))
-    assert result.parseoutcomes() == {"passed": tests}, result.stdout.str()

@@ -3,6 +3,9 @@ proof and used with one, server nonces at the token endpoint and the API, the jk
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,7 +18,8 @@ from requestforge import (
     TokenManager,
     TokenResponseError,
 )
-from requestforge_testing import OAuthServer, Reply
+from requestforge_testing import ApiServer, OAuthServer, Reply
+from tests import oauth_flows as flows
 from tests.api_clients import token_client
 
 CLIENT_ID, CLIENT_SECRET = "forge-client", "forge-secret"
@@ -122,3 +126,76 @@ def test_token_bound_to_another_key_is_refused(forge_oauth_server: OAuthServer) 
     forge_oauth_server.reply_next(reply)
     with pytest.raises(TokenResponseError, match="another key"):
         _cc(forge_oauth_server, dpop=DPoPKey()).fetch_token()
+
+
+# -- nonces on successful answers, every grant, pipeline steps ----------------------------
+
+
+def _claims(proof: str) -> dict[str, Any]:
+    """The claims of a proof, unverified (the server verified it)."""
+    payload = proof.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return decoded
+
+
+def test_a_nonce_on_a_successful_api_answer_goes_in_the_next_proof(
+    forge_oauth_server: OAuthServer, forge_api_server: ApiServer
+) -> None:
+    """A DPoP-Nonce on a 200 from the API is put in the next proof to it, with no refusal."""
+    forge_oauth_server.dpop_required = True
+    nonces = iter(["api-nonce-1", "api-nonce-2", "api-nonce-3"])
+    forge_api_server.add_handler(
+        "/data", lambda request: Reply(json={"ok": True}, headers={"DPoP-Nonce": next(nonces)})
+    )
+    manager = TokenManager(_cc(forge_oauth_server, dpop=DPoPKey()))
+    with token_client(forge_oauth_server, manager, base_url=forge_api_server.url) as client:
+        statuses = [client.get("/data").status_code for _ in range(3)]
+    proofs = [_claims(r.headers["DPoP"]) for r in forge_api_server.requests]
+    assert statuses == [200, 200, 200]
+    assert [p.get("nonce") for p in proofs] == [None, "api-nonce-1", "api-nonce-2"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [flows.jwt_bearer, flows.token_exchange, flows.custom_grant],
+    ids=["jwt-bearer", "exchange", "custom"],
+)
+def test_every_grant_binds_its_token_to_the_key(
+    forge_oauth_server: OAuthServer, make: Callable[..., Any]
+) -> None:
+    """The JWT bearer, token exchange and custom grants send proofs, answer the nonce
+    challenge once, and get a token bound to the key."""
+    forge_oauth_server.dpop_nonce_required = True
+    key = DPoPKey()
+    provider = make(forge_oauth_server, dpop=key)
+    assert provider.dpop is key
+    token = provider.fetch_token()
+    records = forge_oauth_server.token_requests
+    assert [(r.status, r.error) for r in records] == [(400, "use_dpop_nonce"), (200, None)]
+    assert (token.token_type, token.extra["cnf"]) == ("DPoP", {"jkt": key.thumbprint})
+    assert records[1].dpop_jkt == key.thumbprint
+
+
+def test_a_pipeline_step_with_a_key_binds_the_pipeline_token(
+    forge_oauth_server: OAuthServer,
+) -> None:
+    """A token exchange step given dpop= gets a bound token, and the API proofs of a client
+    over the pipeline are signed by that step's key."""
+    forge_oauth_server.dpop_nonce_required = True
+    key = DPoPKey()
+    provider = flows.exchange_pipeline(forge_oauth_server, dpop=key)
+    assert provider.dpop is key
+    manager = TokenManager(provider)
+    with token_client(forge_oauth_server, manager) as client:
+        assert client.get("/whoami").json()["ok"] is True
+    grants = [(r.grant_type, r.status, r.dpop_jkt) for r in forge_oauth_server.token_requests]
+    assert grants == [
+        ("client_credentials", 200, None),
+        (flows.EXCHANGE, 400, None),
+        (flows.EXCHANGE, 200, key.thumbprint),
+    ]
+    (api,) = forge_oauth_server.api_requests
+    assert api.headers["Authorization"].startswith("DPoP ")
+    assert _claims(api.headers["DPoP"])["nonce"] == forge_oauth_server.dpop_nonce

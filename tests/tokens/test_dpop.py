@@ -10,12 +10,25 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+import responses
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from joserfc.jws import JWSRegistry
 
-from requestforge import ConfigurationError, DPoPKey, TokenData, TokenResponseError
+from requestforge import (
+    BodyTokenFetcher,
+    ClientCredentialsTokenProvider,
+    ConfigurationError,
+    DPoPKey,
+    HeaderTokenFetcher,
+    HttpClient,
+    HttpClientConfigBuilder,
+    TokenData,
+    TokenFetchPipeline,
+    TokenResponseError,
+)
 from requestforge._redact import is_secret_header, redact_text
+from requestforge.tokens._dpop import access_token_hash
 from tests.threads import in_threads
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
@@ -156,3 +169,51 @@ def test_proofs_and_the_private_key_stay_secret() -> None:
     assert is_secret_header("DPoP")
     assert private not in repr(key)
     assert private not in redact_text(f"key {private} here")
+
+
+def test_a_step_proves_its_resolved_endpoint_and_hashes_a_dpop_bearer(
+    forge_responses: responses.RequestsMock,
+) -> None:
+    """A pipeline step's proof names its endpoint resolved against the client's base_url,
+    and carries ath when the token it authenticates with is a DPoP token."""
+    key = DPoPKey()
+    forge_responses.get("https://idp.example/login", headers={"X-Token": "bound-1"})
+    forge_responses.post("https://api.example/v1/token", json={"access_token": "second"})
+    base = HttpClient(HttpClientConfigBuilder().with_base_url("https://api.example/v1").build())
+    pipeline = TokenFetchPipeline(
+        [
+            HeaderTokenFetcher(
+                "login",
+                "https://idp.example/login",
+                method="GET",
+                header_name="X-Token",
+                token_type="DPoP",
+                dpop=key,
+            ),
+            BodyTokenFetcher("data", "token", depends_on=["login"], client=base, dpop=key),
+        ]
+    )
+    assert pipeline.execute().access_token == "second"
+    login, data = (_verified(c.request.headers["DPoP"], key) for c in forge_responses.calls)
+    assert (login.claims["htm"], login.claims["htu"]) == ("GET", "https://idp.example/login")
+    assert "ath" not in login.claims
+    assert (data.claims["htm"], data.claims["htu"]) == ("POST", "https://api.example/v1/token")
+    assert data.claims["ath"] == access_token_hash("bound-1")
+    assert forge_responses.calls[1].request.headers["Authorization"] == "DPoP bound-1"
+    base.close()
+
+
+def test_the_key_is_part_of_the_tokens_identity() -> None:
+    """Providers alike but for their DPoP key name different tokens (a bound token is useless
+    with another key), and the same key names the same token."""
+    key = DPoPKey()
+
+    def provider(dpop: DPoPKey | None) -> str:
+        made = ClientCredentialsTokenProvider("https://as.example/token", "c", "s", dpop=dpop)
+        made.close()
+        return made.service_name
+
+    names = {provider(None), provider(key), provider(DPoPKey())}
+    assert len(names) == 3
+    assert provider(key) == provider(key)
+    assert key.thumbprint in provider(key)

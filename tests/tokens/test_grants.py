@@ -4,8 +4,6 @@ and token exchange in pipeline steps."""
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -37,8 +35,6 @@ from requestforge import (
     TokenManager,
 )
 from requestforge_testing import FakeClock, FakeTokenProvider
-from tests.inner_pytest import run_inner
-from tests.test_docs import Block, code_blocks
 
 TOKEN_URL = "https://auth.example.com/oauth/token"
 SECRET = "s3cr3t-Client-Value-long-enough-for-HS256!"
@@ -456,33 +452,3 @@ def test_providers_and_steps_agree_on_what_is_transient(forge_responses: Mock, s
         step.fetch(FetchContext())
     assert from_provider.value.transient == from_step.value.transient
     assert from_provider.value.transient == (status >= 500 or status in (408, 425, 429))
-
-
-# -- the identity-provider guide pages: their example test files run as printed --------------
-
-GUIDE = Path(__file__).resolve().parent.parent.parent / "docs" / "guide"
-PATTERN_PAGES = ("client-auth.rst", "jwt-bearer.rst", "token-exchange.rst")
-_CAPTION = re.compile(r"^test_\w+\.py$")
-PAGE_EXAMPLES = [
-    block
-    for page in PATTERN_PAGES
-    for block in code_blocks(GUIDE / page)
-    if block.language == "python" and _CAPTION.match(block.caption)
-]
-
-
-def test_each_pattern_page_has_an_example_test() -> None:
-    """Every identity-provider pattern page carries an example test file."""
-    assert sorted({block.page for block in PAGE_EXAMPLES}) == sorted(PATTERN_PAGES)
-
-
-@pytest.mark.parametrize("block", PAGE_EXAMPLES, ids=[b.caption for b in PAGE_EXAMPLES])
-def test_pattern_page_example_passes(
-    block: Block, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The page's example test file passes as printed, with only this plugin loaded."""
-    stem = f"guide_example_{block.caption.removesuffix('.py')}"
-    path = pytester.makepyfile(**{stem: block.code})
-    tests = len(re.findall(r"^def test_", block.code, flags=re.MULTILINE))
-    result = run_inner(pytester, monkeypatch, str(path))
-    assert result.parseoutcomes() == {"passed": tests}, result.stdout.str()

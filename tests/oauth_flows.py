@@ -1,0 +1,98 @@
+"""Providers for each grant against forge_oauth_server, built the same way by several test
+files: the server is told what to trust (a client key, an assertion issuer, a subject
+token, a grant handler) and ``options`` (such as ``dpop=``) go to the provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from joserfc.jwk import ECKey
+
+from requestforge import (
+    BodyTokenFetcher,
+    ClientCredentialsTokenProvider,
+    ClientSecretBasic,
+    CustomGrantTokenProvider,
+    JwtBearerTokenProvider,
+    PasswordGrantTokenProvider,
+    PipelineTokenProvider,
+    PrivateKeyJwt,
+    TokenExchangeFetcher,
+    TokenExchangeTokenProvider,
+    TokenFetchPipeline,
+)
+from requestforge_testing import OAuthServer
+
+CLIENT_ID, CLIENT_SECRET = "forge-client", "forge-secret"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+DEVICE = "urn:example:device"
+
+
+def client_credentials(server: OAuthServer, **options: Any) -> ClientCredentialsTokenProvider:
+    return ClientCredentialsTokenProvider(server.token_url, CLIENT_ID, CLIENT_SECRET, **options)
+
+
+def private_key_jwt(server: OAuthServer, **options: Any) -> ClientCredentialsTokenProvider:
+    key = ECKey.generate_key("P-256")
+    server.add_client("jwt-client", keys=key.as_dict(private=False))
+    auth = PrivateKeyJwt(key, alg="ES256")
+    return ClientCredentialsTokenProvider(
+        server.token_url, "jwt-client", None, client_auth=auth, **options
+    )
+
+
+def password(server: OAuthServer, **options: Any) -> PasswordGrantTokenProvider:
+    return PasswordGrantTokenProvider(
+        server.token_url, CLIENT_ID, CLIENT_SECRET, "forge-user", "forge-password", **options
+    )
+
+
+def jwt_bearer(server: OAuthServer, **options: Any) -> JwtBearerTokenProvider:
+    key = ECKey.generate_key("P-256")
+    server.add_assertion_issuer("svc@example.test", key.as_dict(private=False))
+    return JwtBearerTokenProvider(
+        server.token_url, key, issuer="svc@example.test", alg="ES256", **options
+    )
+
+
+def token_exchange(server: OAuthServer, **options: Any) -> TokenExchangeTokenProvider:
+    server.add_subject_token("upstream-token", subject="alice")
+    return TokenExchangeTokenProvider(
+        server.token_url, CLIENT_ID, CLIENT_SECRET, subject_token="upstream-token", **options
+    )
+
+
+def custom_grant(server: OAuthServer, **options: Any) -> CustomGrantTokenProvider:
+    server.add_grant_handler(DEVICE, lambda form, client_id: None)
+    return CustomGrantTokenProvider(
+        server.token_url,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        grant_type=DEVICE,
+        params={"device": "d-1"},
+        **options,
+    )
+
+
+def exchange_pipeline(server: OAuthServer, **options: Any) -> PipelineTokenProvider:
+    """A client credentials step, then a token exchange step given ``options``."""
+    credentials = ClientSecretBasic(CLIENT_SECRET)
+    steps = [
+        BodyTokenFetcher(
+            "workload",
+            server.token_url,
+            data={"grant_type": "client_credentials"},
+            client_id=CLIENT_ID,
+            client_auth=credentials,
+        ),
+        TokenExchangeFetcher(
+            "api",
+            server.token_url,
+            subject_from="workload",
+            client_id=CLIENT_ID,
+            client_auth=credentials,
+            **options,
+        ),
+    ]
+    return PipelineTokenProvider(TokenFetchPipeline(steps), "mesh")
