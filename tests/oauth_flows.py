@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, RSAKey
 
 from requestforge import (
     BodyTokenFetcher,
     ClientCredentialsTokenProvider,
     ClientSecretBasic,
+    ClientSecretJwt,
     CustomGrantTokenProvider,
     JwtBearerTokenProvider,
     PasswordGrantTokenProvider,
@@ -27,16 +28,29 @@ CLIENT_ID, CLIENT_SECRET = "forge-client", "forge-secret"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 DEVICE = "urn:example:device"
+#: A client_secret_jwt secret: RFC 7518 wants 32 bytes or more for HS256.
+HS_CLIENT, HS_SECRET = "hs-client", "a-client-secret-of-forty-two-characters!!"
 
 
 def client_credentials(server: OAuthServer, **options: Any) -> ClientCredentialsTokenProvider:
     return ClientCredentialsTokenProvider(server.token_url, CLIENT_ID, CLIENT_SECRET, **options)
 
 
-def private_key_jwt(server: OAuthServer, **options: Any) -> ClientCredentialsTokenProvider:
-    key = ECKey.generate_key("P-256")
+def client_secret_jwt(server: OAuthServer, **options: Any) -> ClientCredentialsTokenProvider:
+    server.add_client(HS_CLIENT, HS_SECRET)
+    auth = ClientSecretJwt(HS_SECRET)
+    return ClientCredentialsTokenProvider(
+        server.token_url, HS_CLIENT, None, client_auth=auth, **options
+    )
+
+
+def private_key_jwt(
+    server: OAuthServer, alg: str = "ES256", **options: Any
+) -> ClientCredentialsTokenProvider:
+    """private_key_jwt with a new key for ``alg`` (ES256, RS256 or PS256)."""
+    key = ECKey.generate_key("P-256") if alg == "ES256" else RSAKey.generate_key(2048)
     server.add_client("jwt-client", keys=key.as_dict(private=False))
-    auth = PrivateKeyJwt(key, alg="ES256")
+    auth = PrivateKeyJwt(key, alg=alg)
     return ClientCredentialsTokenProvider(
         server.token_url, "jwt-client", None, client_auth=auth, **options
     )

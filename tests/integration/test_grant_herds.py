@@ -41,7 +41,14 @@ def _with_dpop_nonces(server: OAuthServer) -> dict[str, Any]:
 CC = "client_credentials"
 FLOWS = {
     "client_credentials-basic": Flow(flows.client_credentials, {CC: ROUNDS}),
-    "client_credentials-private_key_jwt": Flow(flows.private_key_jwt, {CC: ROUNDS}),
+    "client_credentials-client_secret_jwt": Flow(flows.client_secret_jwt, {CC: ROUNDS}),
+    "client_credentials-private_key_jwt-ES256": Flow(flows.private_key_jwt, {CC: ROUNDS}),
+    "client_credentials-private_key_jwt-RS256": Flow(
+        flows.private_key_jwt, {CC: ROUNDS}, lambda server: {"alg": "RS256"}
+    ),
+    "client_credentials-private_key_jwt-PS256": Flow(
+        flows.private_key_jwt, {CC: ROUNDS}, lambda server: {"alg": "PS256"}
+    ),
     "password-then-refresh": Flow(flows.password, {"password": 1, "refresh_token": ROUNDS - 1}),
     "jwt_bearer": Flow(flows.jwt_bearer, {flows.JWT_BEARER: ROUNDS}),
     "token_exchange": Flow(flows.token_exchange, {flows.EXCHANGE: ROUNDS}),

@@ -5,8 +5,9 @@ ClientCredentialsTokenProvider, and the JWT bearer grant through JwtBearerTokenP
 each under a 32-thread herd behind a TokenManager: exactly one token request per expiry,
 counted by authlib's side. authlib refuses a JWT id it has seen; our providers sign a fresh
 assertion per request, so no request is refused. Then client_secret_basic with the default
-encoding and awkward secrets, against authlib and DOT. The same herds run against our
-OAuthServer for comparison, with token exchange too: neither authlib nor DOT serves RFC 8693.
+encoding and awkward secrets, against authlib and DOT. The same herds against our
+OAuthServer, with token exchange too (neither authlib nor DOT serves RFC 8693), are in
+test_grant_herds.py.
 
 authlib checks an assertion's ``iat`` and ``exp`` on the real clock (leeway 60 s), while
 token expiry runs on a FakeClock started at the real now: tokens live ``LIFETIME`` seconds,
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 import pytest
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import ECKey
 
 from requestforge import (
     ClientAuthMethod,
@@ -31,10 +32,9 @@ from requestforge import (
     HttpClientConfigBuilder,
     JwtBearerTokenProvider,
     PrivateKeyJwt,
-    TokenExchangeTokenProvider,
     TokenManager,
 )
-from requestforge_testing import FakeClock, OAuthServer, StressRunner
+from requestforge_testing import FakeClock, StressRunner
 from requestforge_testing._peers import AuthlibServer, DotServer
 from requestforge_testing._peers._basic import SPECIAL_SECRETS
 
@@ -90,7 +90,7 @@ def _jwt_bearer(server: AuthlibServer) -> JwtBearerTokenProvider:
     )
 
 
-Provider = ClientCredentialsTokenProvider | JwtBearerTokenProvider | TokenExchangeTokenProvider
+Provider = ClientCredentialsTokenProvider | JwtBearerTokenProvider
 FLOWS: dict[str, Callable[[AuthlibServer], Provider]] = {
     "client_secret_jwt": lambda server: _client_credentials(server, "client_secret_jwt"),
     "private_key_jwt-RS256": lambda server: _client_credentials(server, "RS256"),
@@ -146,70 +146,6 @@ def test_each_request_signs_a_fresh_jti(forge_authlib_server: AuthlibServer, flo
     assert len(tokens) == 3
     assert forge_authlib_server.grant_counts == {GRANT[flow]: 3}
     assert forge_authlib_server.token_request_counts == {GRANT[flow]: 3}
-
-
-# -- the same flows against our OAuthServer, for comparison ----------------------------------
-
-OURS_RSA = RSAKey.generate_key(2048)
-OURS_EC = ECKey.generate_key("P-256")
-OURS_ISSUER = "svc@example.com"
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-
-
-def _ours(server: OAuthServer, flow: str) -> Provider:
-    """A provider for ``flow`` against our OAuthServer, its client or issuer registered."""
-    url, (client_id, secret) = server.token_url, next(iter(server.DEFAULT_CLIENTS.items()))
-    if flow == "client_secret_jwt":
-        server.add_client(HS_CLIENT, HS_SECRET)
-        return ClientCredentialsTokenProvider(
-            url, HS_CLIENT, None, client_auth=ClientSecretJwt(HS_SECRET)
-        )
-    if flow == "jwt_bearer":
-        server.add_assertion_issuer(OURS_ISSUER, OURS_RSA.as_pem(private=False))
-        return JwtBearerTokenProvider(url, OURS_RSA, issuer=OURS_ISSUER, subject="forge-user")
-    if flow == "token_exchange":
-        subject = TokenManager(ClientCredentialsTokenProvider(url, client_id, secret))
-        return TokenExchangeTokenProvider(url, client_id, secret, subject_token=subject)
-    alg = flow.rsplit("-", 1)[1]
-    method = PrivateKeyJwt(OURS_EC if alg == "ES256" else OURS_RSA, alg=alg)
-    server.add_client(EC_CLIENT, keys=method.public_jwk())
-    return ClientCredentialsTokenProvider(url, EC_CLIENT, None, client_auth=method)
-
-
-OUR_GRANT = GRANT | {"token_exchange": TOKEN_EXCHANGE}
-
-
-@pytest.mark.parametrize("flow", sorted(OUR_GRANT))
-def test_jwt_flow_herd_on_our_server_fetches_once_per_expiry(
-    forge_oauth_server: OAuthServer,
-    forge_clock: FakeClock,
-    forge_stress: StressRunner,
-    flow: str,
-) -> None:
-    """The same herd against our OAuthServer (and token exchange, which authlib and DOT do
-    not serve): one grant of the flow per expiry, none refused."""
-    forge_oauth_server.latency = 0.05
-    grant = OUR_GRANT[flow]
-    manager = TokenManager(_ours(forge_oauth_server, flow))
-
-    def expire(round_number: int) -> None:
-        if round_number:
-            forge_clock.advance(forge_oauth_server.lifetime + 1)
-
-    report = forge_stress(
-        lambda: manager.get_token().access_token,
-        threads=THREADS,
-        rounds=ROUNDS,
-        before_round=expire,
-        counter=lambda: forge_oauth_server.grant_counts.get(grant, 0),
-    )
-    report.assert_no_errors()
-    report.assert_single_fetch(report.counter)
-    expected = {grant: ROUNDS}
-    if flow == "token_exchange":  # the subject token expires with it: one each per round
-        expected["client_credentials"] = ROUNDS
-    assert forge_oauth_server.grant_counts == expected
-    assert forge_oauth_server.fetch_count == sum(expected.values())  # none refused
 
 
 # -- client_secret_basic with the default encoding -------------------------------------------
