@@ -1,10 +1,12 @@
-"""Providers for each grant against forge_oauth_server, built the same way by several test
-files: the server is told what to trust (a client key, an assertion issuer, a subject
-token, a grant handler) and ``options`` (such as ``dpop=``) go to the provider."""
+"""What several OAuth test files share: providers for each grant against forge_oauth_server
+(the server is told what to trust: a client key, an assertion issuer, a subject token, a
+grant handler; ``options`` such as ``dpop=`` go to the provider), and the herd over
+expiries that every authorization server, ours or a peer, is measured with."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from joserfc.jwk import ECKey, RSAKey
 
@@ -22,9 +24,11 @@ from requestforge import (
     TokenExchangeTokenProvider,
     TokenFetchPipeline,
 )
-from requestforge_testing import OAuthServer
+from requestforge_testing import FakeClock, OAuthServer, StressReport, StressRunner
 
 CLIENT_ID, CLIENT_SECRET = "forge-client", "forge-secret"
+#: A herd: this many threads at once, in this many rounds, each round with an expired token.
+THREADS, ROUNDS = 32, 4
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 DEVICE = "urn:example:device"
@@ -110,3 +114,33 @@ def exchange_pipeline(server: OAuthServer, **options: Any) -> PipelineTokenProvi
         ),
     ]
     return PipelineTokenProvider(TokenFetchPipeline(steps), "mesh")
+
+
+_T = TypeVar("_T")
+
+
+def expiry_herd(
+    stress: StressRunner,
+    fn: Callable[[], _T],
+    *,
+    clock: FakeClock,
+    lifetime: float,
+    counter: Callable[[], int] | None = None,
+    sessions: Any = None,
+) -> StressReport[_T]:
+    """``THREADS`` threads call ``fn`` at once in each of ``ROUNDS`` rounds; before every
+    round but the first ``clock`` passes a token ``lifetime``, so each round needs a new
+    token (and, with ``counter``, each round's token requests are counted)."""
+
+    def expire(round_number: int) -> None:
+        if round_number:
+            clock.advance(lifetime + 1)
+
+    return stress(
+        fn,
+        threads=THREADS,
+        rounds=ROUNDS,
+        before_round=expire,
+        counter=counter,
+        sessions=sessions,
+    )

@@ -20,8 +20,7 @@ from requestforge import DPoPKey, TokenManager, TokenProviderInterface
 from requestforge_testing import FakeClock, OAuthServer, StressRunner
 from tests import oauth_flows as flows
 from tests.api_clients import token_client
-
-THREADS, ROUNDS = 32, 4
+from tests.oauth_flows import ROUNDS, THREADS, expiry_herd
 
 
 @dataclass(frozen=True)
@@ -80,16 +79,12 @@ def test_a_herd_costs_one_token_per_expiry(
     provider = flow.make(forge_oauth_server, **flow.options(forge_oauth_server))
     manager = TokenManager(provider, leeway=0)
 
-    def expire(round_number: int) -> None:
-        if round_number:
-            forge_clock.advance(forge_oauth_server.lifetime + 1)
-
     with token_client(forge_oauth_server, manager) as client:
-        report = forge_stress(
+        report = expiry_herd(
+            forge_stress,
             lambda: client.get("/herd").status_code,
-            threads=THREADS,
-            rounds=ROUNDS,
-            before_round=expire,
+            clock=forge_clock,
+            lifetime=forge_oauth_server.lifetime,
             counter=lambda: forge_oauth_server.fetch_count,
             sessions=client,
         )

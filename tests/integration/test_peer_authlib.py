@@ -31,9 +31,8 @@ from requestforge import (
 from requestforge_testing import FakeClock, StressRunner
 from requestforge_testing._peers import AuthlibServer
 from requestforge_testing._peers._basic import BASIC_ENCODINGS, SPECIAL_SECRETS, basic_outcome
+from tests.oauth_flows import ROUNDS, THREADS, expiry_herd
 
-THREADS = 32
-ROUNDS = 4
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -116,15 +115,11 @@ def test_password_and_refresh_herd_fetches_once_per_expiry(
     forge_authlib_server.latency = 0.05  # a slow endpoint: a wide window for a stampede
     manager = TokenManager(_pw(forge_authlib_server))
 
-    def expire(round_number: int) -> None:
-        if round_number:
-            forge_clock.advance(forge_authlib_server.lifetime + 1)
-
-    report = forge_stress(
+    report = expiry_herd(
+        forge_stress,
         lambda: manager.get_token().access_token,
-        threads=THREADS,
-        rounds=ROUNDS,
-        before_round=expire,
+        clock=forge_clock,
+        lifetime=forge_authlib_server.lifetime,
         counter=lambda: sum(forge_authlib_server.token_request_counts.values()),
     )
     report.assert_no_errors()
@@ -149,16 +144,11 @@ def test_client_credentials_herd_on_the_api_fetches_once_per_expiry(
     forge_authlib_server.latency = 0.05
     manager = TokenManager(_cc(forge_authlib_server))
     with _api(forge_authlib_server, manager) as client:
-
-        def expire(round_number: int) -> None:
-            if round_number:
-                forge_clock.advance(forge_authlib_server.lifetime + 1)
-
-        report = forge_stress(
+        report = expiry_herd(
+            forge_stress,
             lambda: client.get("/data").status_code,
-            threads=THREADS,
-            rounds=ROUNDS,
-            before_round=expire,
+            clock=forge_clock,
+            lifetime=forge_authlib_server.lifetime,
             sessions=client,
         )
     report.assert_no_errors()
@@ -315,15 +305,11 @@ def test_jwt_bearer_herd_fetches_once_per_expiry(
     forge_authlib_server.latency = 0.05
     manager = TokenManager(JwtBearerProvider(forge_authlib_server))
 
-    def expire(round_number: int) -> None:
-        if round_number:
-            forge_clock.advance(forge_authlib_server.lifetime + 1)
-
-    report = forge_stress(
+    report = expiry_herd(
+        forge_stress,
         lambda: manager.get_token().access_token,
-        threads=THREADS,
-        rounds=ROUNDS,
-        before_round=expire,
+        clock=forge_clock,
+        lifetime=forge_authlib_server.lifetime,
     )
     report.assert_no_errors()
     assert forge_authlib_server.token_request_counts == {JWT_BEARER: ROUNDS}

@@ -37,9 +37,8 @@ from requestforge import (
 from requestforge_testing import FakeClock, StressRunner
 from requestforge_testing._peers import AuthlibServer, DotServer
 from requestforge_testing._peers._basic import SPECIAL_SECRETS
+from tests.oauth_flows import ROUNDS, expiry_herd
 
-THREADS = 32
-ROUNDS = 4
 #: Seconds a token lives here; see the module docstring for why it is short.
 LIFETIME = 10
 #: Seconds an assertion lives: longer than any run.
@@ -112,15 +111,11 @@ def test_jwt_flow_herd_fetches_once_per_expiry(
     with _real_now_clock().installed() as clock:
         manager = TokenManager(FLOWS[flow](forge_authlib_server), leeway=0)
 
-        def expire(round_number: int) -> None:
-            if round_number:
-                clock.advance(LIFETIME + 1)
-
-        report = forge_stress(
+        report = expiry_herd(
+            forge_stress,
             lambda: manager.get_token().access_token,
-            threads=THREADS,
-            rounds=ROUNDS,
-            before_round=expire,
+            clock=clock,
+            lifetime=LIFETIME,
             counter=lambda: sum(forge_authlib_server.token_request_counts.values()),
         )
         report.assert_no_errors()

@@ -24,9 +24,7 @@ from requestforge import (
 from requestforge_testing import FakeClock, StressRunner
 from requestforge_testing._peers import DotServer
 from requestforge_testing._peers._basic import BASIC_ENCODINGS, SPECIAL_SECRETS, basic_outcome
-
-THREADS = 32
-ROUNDS = 4
+from tests.oauth_flows import ROUNDS, THREADS, expiry_herd
 
 
 def _cc(server: DotServer, **options: Any) -> ClientCredentialsTokenProvider:
@@ -87,15 +85,11 @@ def test_password_and_refresh_herd_fetches_once_per_expiry(
     forge_dot_server.set_latency(0.05)  # a slow endpoint: a wide window for a stampede
     manager = TokenManager(_pw(forge_dot_server))
 
-    def expire(round_number: int) -> None:
-        if round_number:
-            forge_clock.advance(forge_dot_server.lifetime + 1)
-
-    report = forge_stress(
+    report = expiry_herd(
+        forge_stress,
         lambda: manager.get_token().access_token,
-        threads=THREADS,
-        rounds=ROUNDS,
-        before_round=expire,
+        clock=forge_clock,
+        lifetime=forge_dot_server.lifetime,
         counter=lambda: sum(forge_dot_server.token_request_counts.values()),
     )
     report.assert_no_errors()
@@ -114,16 +108,11 @@ def test_client_credentials_herd_on_the_api_fetches_once_per_expiry(
     forge_dot_server.set_latency(0.05)
     manager = TokenManager(_cc(forge_dot_server))
     with _api(forge_dot_server, manager) as client:
-
-        def expire(round_number: int) -> None:
-            if round_number:
-                forge_clock.advance(forge_dot_server.lifetime + 1)
-
-        report = forge_stress(
+        report = expiry_herd(
+            forge_stress,
             lambda: client.get("/data").status_code,
-            threads=THREADS,
-            rounds=ROUNDS,
-            before_round=expire,
+            clock=forge_clock,
+            lifetime=forge_dot_server.lifetime,
             sessions=client,
         )
     report.assert_no_errors()
