@@ -217,3 +217,20 @@ def test_the_key_is_part_of_the_tokens_identity() -> None:
     assert len(names) == 3
     assert provider(key) == provider(key)
     assert key.thumbprint in provider(key)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda dpop: ClientCredentialsTokenProvider("https://as.example/t", "c", "s", dpop=dpop),
+        lambda dpop: BodyTokenFetcher("step", "https://as.example/t", dpop=dpop),
+    ],
+    ids=["provider", "pipeline-step"],
+)
+def test_a_dpop_that_is_not_a_key_is_a_configuration_error(make: Any) -> None:
+    """dpop= takes a DPoPKey: anything else (a PEM string, a JWK dict) is refused when the
+    provider or step is built, naming the option and never quoting the value."""
+    for wrong in ("-----BEGIN PRIVATE KEY-----", {"kty": "EC"}):
+        with pytest.raises(ConfigurationError, match="dpop") as caught:
+            make(wrong)
+        assert "BEGIN" not in str(caught.value)  # a key given wrongly is still not shown
