@@ -9,8 +9,14 @@ secret after the recording was made). Everything else is compared exactly, part 
 port); the path; the query parameters; the OAuth ``grant_type``; the body's other
 parameters (form fields or JSON); the ``Authorization`` scheme; and the user part of HTTP
 Basic credentials, which in OAuth is the client id (its secret is a placeholder, never
-compared). Headers such as ``User-Agent`` are not compared: they change with library
-versions, not with what the code asks for.
+compared); and the structure of the JWTs the client signed (``jwt``: a DPoP proof header, a
+client assertion or JWT bearer assertion field, see ``_cassette_jwt``), which the body then
+compares as placeholders only. Headers such as ``User-Agent`` are not compared: they change
+with library versions, not with what the code asks for.
+
+A JWT recorded as a bare placeholder (a cassette older than JWT summaries) matches any
+value, as before; a recorded summary must meet a JWT whose kept header members, claim names
+and kept claim values are the same.
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
+from requestforge_testing._cassette_jwt import (
+    JWT_FIELDS,
+    JWT_HEADERS,
+    JwtSummary,
+    split_summary,
+)
 from requestforge_testing._scrubbing import (
     MIN_BASIC_SECRET,
     PLACEHOLDER_PREFIX,
@@ -41,6 +53,7 @@ ASPECTS: Final = (
     "body",
     "auth_scheme",
     "basic_user",
+    "jwt",
 )
 #: Differences listed per aspect before "... and N more".
 MAX_LISTED: Final = 6
@@ -74,6 +87,9 @@ class RequestView:
     body: Any
     auth_scheme: str | None
     basic_user: str | None  # the user part of Basic credentials, if they show one
+    #: Each signed JWT's place ("DPoP header", "client_assertion field") and its recorded
+    #: summary (None for a bare placeholder, or a value that is not a JWT).
+    jwts: tuple[tuple[str, JwtSummary | None], ...] = ()
 
     @classmethod
     def of(
@@ -91,6 +107,14 @@ class RequestView:
         query = tuple(sorted(parse_qsl(parts.query, keep_blank_values=True)))
         content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
         kind, parsed = _parse_body(body or b"", content_type)
+        jwts = [
+            (f"{name} header", split_summary(value)[1])
+            for name, value in headers.items()
+            if name.lower() in JWT_HEADERS
+        ]
+        if kind == "form":
+            parsed, fields = _without_summaries(parsed)
+            jwts += fields
         grant = None
         if kind == "form":
             grant = next((v for k, v in parsed if k == "grant_type"), None)
@@ -105,7 +129,16 @@ class RequestView:
             pair = basic_credentials(credentials.strip())
             user = None if pair is None else pair[0]
         return cls(
-            method.upper(), host, parts.path or "/", query, grant, kind, parsed, auth_scheme, user
+            method.upper(),
+            host,
+            parts.path or "/",
+            query,
+            grant,
+            kind,
+            parsed,
+            auth_scheme,
+            user,
+            tuple(jwts),
         )
 
     @property
@@ -154,7 +187,71 @@ def compare(
     user = _user_difference(recorded, live) if "basic_user" in aspects else ""
     if user:
         found.append(Difference("basic_user", user))
+    jwt = _jwt_differences(recorded, live) if "jwt" in aspects else ""
+    if jwt:
+        found.append(Difference("jwt", jwt))
     return found
+
+
+def _without_summaries(
+    pairs: tuple[tuple[str, str], ...],
+) -> tuple[tuple[tuple[str, str], ...], list[tuple[str, JwtSummary | None]]]:
+    """Form pairs with each signed JWT's summary taken off (the body compares its
+    placeholder), and the summaries by place."""
+    kept, jwts = [], []
+    for name, value in pairs:
+        if name not in JWT_FIELDS:
+            kept.append((name, value))
+            continue
+        head, summary = split_summary(value)
+        kept.append((name, head))
+        jwts.append((f"{name} field", summary))
+    return tuple(kept), jwts
+
+
+def _jwt_differences(recorded: RequestView, live: RequestView) -> str:
+    """How the signed JWTs differ, place by place. A header's JWT must be sent where one
+    was recorded (and not where none was); a field's presence is the body's to report."""
+    found = []
+    places = dict.fromkeys(where.lower() for where, _ in recorded.jwts + live.jwts)
+    for place in places:
+        old = [summary for where, summary in recorded.jwts if where.lower() == place]
+        new = [summary for where, summary in live.jwts if where.lower() == place]
+        shown = next(where for where, _ in recorded.jwts + live.jwts if where.lower() == place)
+        if not (old and new):
+            if place.endswith(" header"):
+                found.append(f"{shown}: {'not sent' if old else 'not recorded'}")
+            continue
+        for before, after in zip(old, new, strict=False):
+            detail = _summary_differences(before, after)
+            if detail:
+                found.append(f"{shown}: {detail}")
+    return "; ".join(found)
+
+
+def _summary_differences(recorded: JwtSummary | None, live: JwtSummary | None) -> str:
+    if recorded is None:  # a bare placeholder only promised that a secret was there
+        return ""
+    if live is None:
+        return "recorded a JWT, sent a value that is not one"
+    items = _member_differences("header", recorded.header, live.header)
+    items += _member_differences("claim", recorded.claims, live.claims)
+    return _listed(items)
+
+
+def _member_differences(
+    kind: str, recorded: Mapping[str, Any], live: Mapping[str, Any]
+) -> list[str]:
+    found = [f"{kind} {name} not sent" for name in sorted(recorded) if name not in live]
+    found += [f"{kind} {name} not recorded" for name in sorted(live) if name not in recorded]
+    for name in sorted(set(recorded) & set(live)):
+        if not same_json(recorded[name], live[name]):
+            found.append(f"{kind} {name} {_shown(recorded[name])} -> {_shown(live[name])}")
+    return found
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def _user_difference(recorded: RequestView, live: RequestView) -> str:

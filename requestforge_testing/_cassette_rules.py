@@ -33,7 +33,7 @@ _VCRPY_NAMES: Final = {
     "scheme": "host",
     "port": "host",
     "raw_body": "body",
-    "headers": "auth_scheme and basic_user",
+    "headers": "auth_scheme, basic_user and jwt",
 }
 
 

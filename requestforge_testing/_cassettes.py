@@ -89,7 +89,8 @@ class ForgeCassette:
     and query, form or JSON fields (any depth) whose values are; case-insensitive.
     ``match_on`` names the parts a replay compares, of :data:`MATCH_ON` (all by default):
     ``method``, ``host`` (scheme, host, port), ``path``, ``query``, ``grant_type``, ``body``,
-    ``auth_scheme`` and ``basic_user`` (the client id of HTTP Basic).
+    ``auth_scheme``, ``basic_user`` (the client id of HTTP Basic) and ``jwt`` (the structure
+    of a DPoP proof or client assertion the client signed).
     """
 
     def __init__(

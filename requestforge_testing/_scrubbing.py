@@ -20,6 +20,10 @@ id exactly as it was sent (form-encoded or not). A secret shorter than
 then the whole credentials become one placeholder, as they do for a header listed in
 ``extra_headers``.
 
+A JWT the client signed (a DPoP proof, a client assertion: see ``_cassette_jwt``) keeps a
+summary of its structure after its placeholder, ``forge-scrubbed-<n> jwt{header}.{claims}``,
+so a replay can check its algorithm, type and purpose, never its value.
+
 Loopback servers get a new port every run, so ``http://127.0.0.1:<port>`` (or ``localhost``,
 ``[::1]``) becomes ``http://loopback-<n>.invalid``, numbered by port in the order first seen:
 the same host on every run, and one that can never resolve (RFC 2606's ``.invalid``).
@@ -42,6 +46,14 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus, ur
 
 from requestforge._redact import REDACTED, is_credential_field, is_secret_header
 from requestforge._secrets import known_secrets
+from requestforge_testing._cassette_jwt import (
+    JWT_FIELDS,
+    JWT_HEADERS,
+    SEPARATOR,
+    JwtSummary,
+    split_summary,
+    summarise,
+)
 
 __all__ = [
     "LOOPBACK_HOST_SUFFIX",
@@ -107,8 +119,8 @@ def is_declared_field(name: str) -> bool:
 
 
 def is_placeholder(value: str) -> bool:
-    """Whether ``value`` is exactly one scrubber placeholder."""
-    return _PLACEHOLDER.fullmatch(value) is not None
+    """Whether ``value`` is exactly one scrubber placeholder (with a JWT summary or not)."""
+    return _PLACEHOLDER.fullmatch(split_summary(value)[0]) is not None
 
 
 def basic_credentials(credentials: str) -> tuple[str, str] | None:
@@ -164,7 +176,7 @@ class SecretScrubber:
         """The placeholder for ``secret`` (the same one every time); empty stays empty."""
         if not secret:
             return secret
-        found = _PLACEHOLDER.fullmatch(secret)
+        found = _PLACEHOLDER.fullmatch(split_summary(secret)[0])
         with self._lock:
             if found is not None:
                 self._next = max(self._next, int(found.group(1)) + 1)
@@ -175,6 +187,24 @@ class SecretScrubber:
                 self._next += 1
                 self._placeholders[secret] = existing
             return existing
+
+    def signed(self, value: str) -> str:
+        """The placeholder of a JWT the client signed, then its summary (see
+        ``_cassette_jwt``); a bare placeholder for a value that is not a JWT. Stored
+        summaries are kept, their strings scrubbed again (a secret learned since)."""
+        head, stored = split_summary(value)
+        if stored is not None and is_placeholder(head):
+            head = self.placeholder(head)  # numbering continues after it
+            summary: JwtSummary | None = stored.scrubbed(self._kept)
+        else:
+            head = self.placeholder(value)  # numbered before any secret inside it
+            summary = None if is_placeholder(value) else summarise(value, self._kept)
+        return head if summary is None else f"{head}{SEPARATOR}{summary.encode()}"
+
+    def _kept(self, value: str) -> str:
+        """A value a JWT summary keeps: a URL (``aud``, ``htu``) scrubbed as one, so a
+        secret query value is hidden by its name; other text as text."""
+        return self.url(value) if value.startswith(("http://", "https://")) else self.text(value)
 
     def learn(self, secret: str) -> None:
         """Know ``secret`` for replacement elsewhere without numbering it until it is used."""
@@ -294,9 +324,10 @@ class SecretScrubber:
         if lowered == "set-cookie":
             first, sep, attributes = value.partition(";")
             return self._cookie(first.strip()) + sep + self.text(attributes)
-        if lowered in self._extra_headers or is_secret_header(name):
-            return self.placeholder(value)
-        return self.text(value)
+        if lowered in JWT_HEADERS:  # a DPoP proof: secret, and its structure kept
+            return self.signed(value)
+        secret = lowered in self._extra_headers or is_secret_header(name)
+        return self.placeholder(value) if secret else self.text(value)
 
     def _credentials(self, value: str, *, whole: bool) -> str:
         scheme, sep, credentials = value.strip().partition(" ")
@@ -328,12 +359,17 @@ class SecretScrubber:
         (``extra_fields``) or declared by a component."""
         return name.lower() in self._extra_fields or is_declared_field(name)
 
-    def _pairs(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    def _pairs(
+        self, pairs: Iterable[tuple[str, str]], *, jwts: bool = False
+    ) -> list[tuple[str, str]]:
+        """Scrubbed pairs; with ``jwts`` (a form body), signed JWTs keep their summary."""
         return [
             (
                 name,
                 value
                 if name in _PROTOCOL_FIELDS
+                else self.signed(value)
+                if jwts and name in JWT_FIELDS
                 else self.placeholder(value)
                 if self._secret_field(name)
                 else self.text(value),
@@ -379,7 +415,7 @@ class SecretScrubber:
         media_type = content_type.partition(";")[0].strip().lower()
         if media_type == _FORM:
             pairs = parse_qsl(text, keep_blank_values=True)
-            scrubbed = self._pairs(pairs)
+            scrubbed = self._pairs(pairs, jwts=True)
             if pairs:
                 return body if scrubbed == pairs else urlencode(scrubbed).encode("utf-8")
         if "json" in media_type or text.lstrip()[:1] in ("{", "["):

@@ -44,7 +44,7 @@ MARKERS: Final = (
     "match_on=None): replay (or record) the test's HTTP traffic from a vcrpy cassette with "
     "secrets scrubbed (default path <test dir>/cassettes/<module>/<test>.yaml); "
     "scrub_headers/scrub_fields name more secrets, match_on the parts compared (method, "
-    "host, path, query, grant_type, body, auth_scheme, basic_user; all by default); the "
+    "host, path, query, grant_type, body, auth_scheme, basic_user, jwt; all by default); the "
     "marker alone activates the forge_cassette fixture.",
     "forge_stress(threads=8, rounds=1, switch_interval=1e-06, timeout=30.0, seed=None, "
     "schedules=1, preempt=True, preempt_packages=()): run the test body itself from that "

@@ -7,9 +7,10 @@ with a diff against the recording. After an intended change, record again and re
 ``pytest tests/contract --forge-record-mode=all``.
 
 Every test also checks the servers: while recording they saw exactly the flow; on replay
-they saw nothing and every recorded interaction was played back. The last tests check the
-committed files themselves: one per contract, no secret in any, readable by stock vcrpy,
-and the client id pinned where HTTP Basic carries it.
+they saw nothing and every recorded interaction was played back. The committed files are
+checked in test_committed_cassettes.py (one per contract, none of ``SECRETS`` in any,
+readable by stock vcrpy); the last test here checks the client id pinned where HTTP Basic
+carries it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
-import vcr
-from vcr.serializers import yamlserializer
 
 from requestforge import (
     BodyTokenFetcher,
@@ -44,6 +43,7 @@ from requestforge_testing import (
     RecordedRequest,
     Reply,
 )
+from tests.api_clients import api_client
 
 CLIENT_ID, CLIENT_SECRET = "forge-client", "forge-secret"
 USERNAME, PASSWORD = "forge-user", "forge-password"
@@ -53,14 +53,6 @@ APP_SECRET = "app-secret-77d2e0b5"
 USER_PASSWORD = "user-password-c3a81f"
 #: The OAuth server's access token lifetime.
 LIFETIME = 3600
-
-
-def api_client(base_url: str, manager: TokenManager) -> HttpClient:
-    """An HttpClient that sends the manager's token."""
-    config = (
-        HttpClientConfigBuilder().with_base_url(base_url).with_timeout(5).with_token_auth(manager)
-    )
-    return HttpClient(config.build())
 
 
 def check_oauth_server(
@@ -273,32 +265,6 @@ SECRETS = [
     "pipe-",  # the pipeline server's tokens
     "127.0.0.1",  # loopback hosts are normalised
 ]
-
-
-def test_every_contract_has_exactly_one_committed_cassette() -> None:
-    """Each contract test has its cassette (CI replays, never records) and no stale ones lie
-    around."""
-    assert sorted(path.stem for path in CASSETTES.glob("*")) == CONTRACTS
-
-
-@pytest.mark.parametrize("name", CONTRACTS)
-def test_cassette_holds_no_secret(name: str) -> None:
-    """No credential, issued token or loopback address survives in a committed file."""
-    text = (CASSETTES / f"{name}.yaml").read_text(encoding="utf-8")
-    assert [secret for secret in SECRETS if secret in text] == []
-    assert "forge-scrubbed-1" in text
-
-
-@pytest.mark.parametrize("name", CONTRACTS)
-def test_stock_vcrpy_reads_the_cassette(name: str) -> None:
-    """vcrpy's own loader (through VCR().use_cassette) reads every interaction of the file."""
-    path = CASSETTES / f"{name}.yaml"
-    raw = yamlserializer.deserialize(path.read_text(encoding="utf-8"))
-    with vcr.VCR(record_mode="none").use_cassette(str(path)) as cassette:
-        assert len(cassette) == len(raw["interactions"]) > 0
-        hosts = {request.host for request in cassette.requests}
-    assert hosts == {"loopback-1.invalid"}
-    assert raw["requestforge"]["recorded_at"] == "2026-01-01T00:00:00+00:00"
 
 
 def test_the_basic_cassette_pins_the_client_id(forge_oauth_server: OAuthServer) -> None:

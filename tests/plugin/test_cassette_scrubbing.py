@@ -322,7 +322,9 @@ def test_only_the_parts_asked_for_are_compared() -> None:
     """``aspects`` leaves the other parts out; body includes the grant type when grant_type
     is not compared on its own."""
     recorded = view(body=b"grant_type=x&scope=a", Authorization=BASIC_A)
-    live = view("PUT", "https://o/u?q=1", b"grant_type=y&scope=b", Authorization="Bearer t-1")
+    live = view(
+        "PUT", "https://o/u?q=1", b"grant_type=y&scope=b", Authorization="Bearer t-1", DPoP="p"
+    )
     assert [d.aspect for d in compare(recorded, live)] == list(ASPECTS)
     assert [str(d) for d in compare(recorded, live, ("body",))] == [
         "body: changed: grant_type 'x' -> 'y', scope 'a' -> 'b'"
