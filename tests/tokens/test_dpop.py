@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -86,18 +86,31 @@ def test_htu_has_no_query_or_fragment(url: str, htu: str) -> None:
     assert _verified(key.proof("GET", url), key).claims["htu"] == htu
 
 
-def test_jti_is_unique_across_threads() -> None:
-    """1,000 proofs signed from 16 threads at once all have different jti values."""
+def test_ten_thousand_proofs_from_32_threads_verify_with_fresh_jtis_and_their_ath() -> None:
+    """10,000 proofs signed from 32 threads at once, each for its own access token: every
+    one verifies with the jwk in its own header (the key's), its ath is that token's hash,
+    and no jti repeats."""
     key = DPoPKey()
-    per_thread = 63  # 16 * 63 = 1,008
+    threads, per_thread = 32, 10_000 // 32 + 1
 
-    def sign() -> list[str]:
-        return [key.proof("GET", "https://api.example/r", now=NOW) for _ in range(per_thread)]
+    def sign() -> list[tuple[str, str]]:
+        made = []
+        for i in range(per_thread):  # the threads live together: their idents differ
+            token = f"at-{threading.get_ident()}-{i}"
+            made.append((token, key.proof("GET", "https://api.example/r", access_token=token)))
+        return made
 
-    proofs = list(itertools.chain.from_iterable(in_threads(16, sign)))
-    jtis = {jwt.decode(p, _public(key), algorithms=["ES256"]).claims["jti"] for p in proofs}
-    assert len(proofs) >= 1000
-    assert len(jtis) == len(proofs)
+    signed = [pair for batch in in_threads(threads, sign) for pair in batch]
+    assert len({token for token, _ in signed}) == len(signed)
+    embedded = ECKey.import_key(dict(key.public_jwk))
+    jtis = set()
+    for token, proof in signed:
+        decoded = jwt.decode(proof, embedded, algorithms=["ES256"])
+        assert decoded.header["jwk"] == dict(key.public_jwk)
+        assert decoded.claims["ath"] == access_token_hash(token)
+        jtis.add(decoded.claims["jti"])
+    assert len(signed) >= 10_000
+    assert len(jtis) == len(signed)
 
 
 def test_nonce_is_remembered_per_origin() -> None:
