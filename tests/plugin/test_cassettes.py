@@ -12,6 +12,7 @@ import errno
 import gzip
 import http.client
 import json
+import re
 import socket
 import sys
 import threading
@@ -275,6 +276,24 @@ def test_new_episodes_adds_to_the_recording(recorded: Path, forge_api_server: Ap
     assert (cassette.play_count, cassette.recorded_count) == (2, 1)
     assert [r.path for r in forge_api_server.requests] == ["/extra"]
     assert len(interactions(recorded)) == 3
+
+
+def test_new_episodes_numbers_a_new_secret_after_the_recorded_ones(
+    recorded: Path, forge_api_server: ApiServer
+) -> None:
+    """A secret first seen in a new episode takes a number no recorded placeholder has, so
+    one placeholder never stands for two secrets in one file."""
+    before = set(re.findall(r"forge-scrubbed-\d+", recorded.read_text(encoding="utf-8")))
+    forge_api_server.add("/extra", Reply(json={"n": 2}))
+    with ForgeCassette(recorded, record_mode="new_episodes"):
+        headers = {"Authorization": "Bearer a-secret-only-the-new-episode-sends"}
+        requests.get(forge_api_server.url_for("/extra"), headers=headers, timeout=5)
+    headers_sent = interactions(recorded)[-1]["request"]["headers"]
+    assert isinstance(headers_sent, dict)
+    (sent,) = headers_sent["Authorization"]
+    assert before
+    assert sent.startswith("Bearer forge-scrubbed-")
+    assert sent.removeprefix("Bearer ") not in before
 
 
 def test_gzipped_secrets_are_scrubbed(tmp_path: Path, forge_api_server: ApiServer) -> None:
