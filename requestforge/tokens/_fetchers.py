@@ -12,6 +12,8 @@ fields join ``data`` and whose headers join the request's; ``TokenExchangeFetche
 step for RFC 8693, exchanging an earlier step's token for its own. Given ``dpop=``, a step
 sends a DPoP proof (RFC 9449) with its request (with ``ath`` when the ``auth_from`` token is a
 DPoP token), retries once on ``use_dpop_nonce``, and checks the issued token's ``cnf.jkt``.
+``TokenExchangeFetcher`` reads the token type from the token response; the header and body
+steps take it from ``token_type``, so give ``token_type="DPoP"`` for a DPoP-bound token.
 
 Failures are typed and never quote a token: the endpoint answering non-2xx or not at all is
 a :class:`~requestforge.TokenEndpointError` (from the one mapping the OAuth providers use,
