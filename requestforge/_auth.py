@@ -418,7 +418,7 @@ class TokenAuthHook(AuthHookInterface):
         if self._dpop is not None and request.header("DPoP") is not None:
             from requestforge.tokens._dpop import asks_for_nonce  # noqa: PLC0415 - cycle
 
-            if header_value(response.headers, "DPoP-Nonce") and asks_for_nonce(response.headers):
+            if asks_for_nonce(response.headers):
                 context.metadata[self._NONCE_RESEND] = True
                 return True
         sent = request.header("Authorization") or ""
@@ -478,10 +478,9 @@ class TokenAuthHook(AuthHookInterface):
 
 def _provider_dpop_key(manager: TokenManager) -> DPoPKey | None:
     """The ``dpop`` key of ``manager``'s provider, or None when it has none."""
-    from requestforge.tokens._dpop import DPoPKey  # noqa: PLC0415 - import cycle
+    from requestforge.tokens._dpop import key_of  # noqa: PLC0415 - import cycle
 
-    key = getattr(manager.provider, "dpop", None)
-    return key if isinstance(key, DPoPKey) else None
+    return key_of(manager.provider)
 
 
 def _error_statuses(statuses: Iterable[int]) -> frozenset[int]:

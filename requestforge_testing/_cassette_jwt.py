@@ -21,13 +21,13 @@ Pure data in, data out, like ``_scrubbing``; comparing summaries is ``_cassette_
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from requestforge_testing._oauth_jose import BadJWT, parse_jwt
 
 __all__ = [
     "HIDDEN",
@@ -94,12 +94,14 @@ class JwtSummary:
 def summarise(token: str, scrub: Callable[[str], str]) -> JwtSummary | None:
     """The summary of ``token`` if it is a compact JWS with a JSON header and claims (None
     otherwise); ``scrub`` is applied to every string value kept."""
-    parts = token.strip().split(".")
-    if len(parts) != 3 or not all(_BASE64URL.fullmatch(part) for part in parts[:2]):
+    token = token.strip()
+    if not all(_BASE64URL.fullmatch(part) for part in token.split(".")[:2]):
         return None
-    header, claims = _json_object(parts[0]), _json_object(parts[1])
-    if header is None or claims is None or not isinstance(header.get("alg"), str):
+    try:
+        parsed = parse_jwt(token)
+    except BadJWT:
         return None
+    header, claims = parsed.header, parsed.claims
     kept_header = {
         name: _jwk(value) if name == "jwk" else _kept(value, name in SHOWN_HEADER, scrub)
         for name, value in header.items()
@@ -121,14 +123,6 @@ def split_summary(value: str) -> tuple[str, JwtSummary | None]:
 
 def _compact(members: Mapping[str, Any]) -> str:
     return json.dumps(members, separators=(",", ":"), sort_keys=True)
-
-
-def _json_object(part: str) -> dict[str, Any] | None:
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
-        return None
-    return decoded if isinstance(decoded, dict) else None
 
 
 def _kept(value: Any, shown: bool, scrub: Callable[[str], str]) -> Any:

@@ -179,6 +179,12 @@ def retry_for_nonce(key: DPoPKey, url: str, send: Callable[[], _T]) -> _T:
         return send()
 
 
+def key_of(owner: object) -> DPoPKey | None:
+    """``owner``'s ``dpop`` key (a provider's, a pipeline step's), or None if it has none."""
+    key = getattr(owner, "dpop", None)
+    return key if isinstance(key, DPoPKey) else None
+
+
 def proof_url(url: str) -> str:
     """``url`` without its query and fragment: a proof's ``htu`` (RFC 9449 section 4.2)."""
     parts = urlsplit(text("url", url).strip())
@@ -194,7 +200,10 @@ def access_token_hash(access_token: str) -> str:
 
 
 def asks_for_nonce(headers: Mapping[str, str]) -> bool:
-    """True if an API's ``WWW-Authenticate`` has a ``DPoP`` ``use_dpop_nonce`` challenge."""
+    """True if an API's answer gives a ``DPoP-Nonce`` and its ``WWW-Authenticate`` has a
+    ``DPoP`` ``use_dpop_nonce`` challenge: a resend with that nonce may succeed."""
+    if not header_value(headers, NONCE_HEADER):
+        return False
     challenges = parse_challenges(header_value(headers, "WWW-Authenticate"))
     return any(
         c.is_scheme("DPoP") and c.params["error"] == USE_DPOP_NONCE

@@ -201,11 +201,11 @@ class _HttpTokenFetcher(TokenFetcherInterface):
         if given:
             headers = merge_headers(headers, given)  # the caller's headers win
         if self._dpop is not None:
-            bound = bearer is not None and bearer.token_type.lower() == "dpop"
+            bound = bearer if bearer is not None and bearer.token_type.lower() == "dpop" else None
             proof = self._dpop.proof(
                 self._method.value,
                 self._endpoint,
-                access_token=bearer.access_token if bound and bearer is not None else None,
+                access_token=None if bound is None else bound.access_token,
                 now=(self._clock or get_default_clock()).now(),
             )
             headers = merge_headers(headers, {"DPoP": proof})

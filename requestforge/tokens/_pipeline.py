@@ -31,7 +31,7 @@ from requestforge._exceptions import (
 )
 from requestforge._validate import instance, number, shown, text, valid_clock
 from requestforge.tokens._data import TokenData
-from requestforge.tokens._dpop import DPoPKey
+from requestforge.tokens._dpop import DPoPKey, key_of
 from requestforge.tokens._providers import TokenProviderInterface
 from requestforge.tokens.storage._interface import TokenStorageInterface
 from requestforge.tokens.storage._memory import InMemoryTokenStorage
@@ -398,8 +398,7 @@ class PipelineTokenProvider(TokenProviderInterface):
     def dpop(self) -> DPoPKey | None:
         """The final step's DPoP key, if it has one: the key its tokens are bound to, which
         :class:`~requestforge.TokenAuthHook` signs API request proofs with."""
-        key = getattr(self._pipeline.final_step, "dpop", None)
-        return key if isinstance(key, DPoPKey) else None
+        return key_of(self._pipeline.final_step)
 
     def fetch_token(self) -> TokenData:
         """A new final-step token, made with the earlier steps' cached tokens."""

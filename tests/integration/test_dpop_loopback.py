@@ -3,9 +3,7 @@ proof and used with one, server nonces at the token endpoint and the API, the jk
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from requestforge import (
     TokenResponseError,
 )
 from requestforge_testing import ApiServer, OAuthServer, Reply
+from requestforge_testing._oauth_jose import parse_jwt
 from tests import oauth_flows as flows
 from tests.api_clients import token_client
 
@@ -131,13 +130,9 @@ def test_token_bound_to_another_key_is_refused(forge_oauth_server: OAuthServer) 
 # -- nonces on successful answers, every grant, pipeline steps ----------------------------
 
 
-def _claims(proof: str) -> dict[str, Any]:
+def _claims(proof: str) -> Mapping[str, Any]:
     """The claims of a proof, unverified (the server verified it)."""
-    payload = proof.split(".")[1]
-    decoded: dict[str, Any] = json.loads(
-        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    )
-    return decoded
+    return parse_jwt(proof).claims
 
 
 def test_a_nonce_on_a_successful_api_answer_goes_in_the_next_proof(
